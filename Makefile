@@ -1,0 +1,42 @@
+# Every target creates and uses .venv itself: `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: run test lint bench install dev services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Re-install whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/chatd serve $(ARGS)
+
+services:
+	bash .ci/ensure-services
+
+test: dev services
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: dev
+	$(BIN)/ruff check chatd filters bench tests
+	$(BIN)/mypy
+
+bench: dev
+	$(BIN)/python -m bench.filter_bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
