@@ -17,6 +17,7 @@ from filters.engine import Engine, EngineName, build_engine
 from filters.normalize import (
     TABLE_LIMIT,
     Skeleton,
+    collapse_runs,
     is_invisible,
     normalize_word,
     run_lengths,
@@ -35,7 +36,6 @@ from filters.wordlist import (
 __all__ = ["LiveFilter", "Match", "Verdict", "WordFilter", "default_wordlists_path"]
 
 _ASTRAL_NOISE = re.compile("[\U000e0000-\U000e0fff]+")
-_RUNS = re.compile(r"([^\x00-\x7f])\1+")
 _ASCII_ALNUM = re.compile(r"[a-z0-9]")
 _ASCII_ALNUM_RUN = re.compile(r"[a-z0-9]+")
 
@@ -301,7 +301,7 @@ class WordFilter:
             s = _ASTRAL_NOISE.sub("", s)
         interior = self._interior
         if interior is not None and interior.search(s):
-            s = _RUNS.sub(r"\1", s)
+            s = collapse_runs(s)
         for seg in self._segments:
             if seg.engine.any(s):
                 return self._check_slow(text)
@@ -309,7 +309,7 @@ class WordFilter:
             # ASCII letters/digits between CJK characters are noise for CJK keys.
             s = _ASCII_ALNUM_RUN.sub("", s)
             if interior is not None and interior.search(s):
-                s = _RUNS.sub(r"\1", s)
+                s = collapse_runs(s)
             for seg in self._segments:
                 if seg.engine.any(s):
                     return self._check_slow(text)

@@ -59,7 +59,10 @@ KEYWORDS: list[tuple[str, Action, tuple[str, ...]]] = [
 ]
 
 _DOMAIN = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,10}")
-_TLDS = frozenset("com net org cn info cc tk biz tv me hk tw us jp ws la in co io".split())
+_TLDS = frozenset(
+    ["com", "net", "org", "cn", "info", "cc", "tk", "biz", "tv", "me", "hk", "tw", "us", "jp",
+     "ws", "la", "in", "co", "io"]
+)
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 DROP_FREQ = 5000  # jieba frequency: an everyday word even as a flag

@@ -9,6 +9,7 @@ The table is built once per process (about 0.3 s) and shared by every filter.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from functools import lru_cache
@@ -99,8 +100,12 @@ def skeleton(text: str) -> str:
     return s
 
 
+# A C-level callable: a template like r"\1" runs Python code for every match.
+_GROUP1 = operator.itemgetter(1)
+
+
 def collapse_runs(s: str) -> str:
-    return _RUNS.sub(r"\1", s)
+    return _RUNS.sub(_GROUP1, s)
 
 
 def drop_ascii(s: str) -> str:
@@ -139,34 +144,39 @@ class Skeleton:
 
 
 def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
-    """Rebuild the skeleton in Python, keeping offsets. Only run when a scan found a hit.
+    """Rebuild the skeleton keeping offsets. Only run when a scan found a hit.
 
     Must produce exactly ``collapse_runs(skeleton(text))`` (or its ``drop_ascii`` variant).
     """
     tbl = table()
-    chars: list[str] = []
+    if text and max(text) >= "\U00030000":
+        reps = [
+            tbl[o] if o < TABLE_LIMIT else ("" if 0xE0000 <= o <= 0xE0FFF else chr(o))
+            for o in map(ord, text)
+        ]
+    else:
+        reps = list(map(tbl.__getitem__, map(ord, text)))
+    # Original index of every skeleton character (expansions like ﬁ→fi repeat the index).
+    idx = [i for i, r in enumerate(reps) for _ in r]
+    s = "".join(reps)
+    if no_ascii and _ASCII_ALNUM.search(s):
+        keep = [k for k, ch in enumerate(s) if not ("a" <= ch <= "z" or "0" <= ch <= "9")]
+        s = "".join([s[k] for k in keep])
+        idx = [idx[k] for k in keep]
     starts: list[int] = []
     ends: list[int] = []
     runs: list[int] = []
-    prev = ""
-    for i, c in enumerate(text):
-        o = ord(c)
-        if o < TABLE_LIMIT:
-            rep = tbl[o]
-        elif 0xE0000 <= o <= 0xE0FFF:
-            continue
-        else:
-            rep = c
-        for ch in rep:
-            if no_ascii and ("a" <= ch <= "z" or "0" <= ch <= "9"):
-                continue
-            if ch == prev and ord(ch) > 0x7F:
-                ends[-1] = i + 1
-                runs[-1] += 1
-                continue
-            chars.append(ch)
-            starts.append(i)
-            ends.append(i + 1)
-            runs.append(1)
-            prev = ch
-    return Skeleton("".join(chars), starts, ends, runs)
+    pos = 0
+    for m in _RUNS.finditer(s):
+        a, b = m.span()
+        starts.extend(idx[pos:a])
+        ends.extend([i + 1 for i in idx[pos:a]])
+        runs.extend([1] * (a - pos))
+        starts.append(idx[a])
+        ends.append(idx[b - 1] + 1)
+        runs.append(b - a)
+        pos = b
+    starts.extend(idx[pos:])
+    ends.extend([i + 1 for i in idx[pos:]])
+    runs.extend([1] * (len(s) - pos))
+    return Skeleton(collapse_runs(s) if pos else s, starts, ends, runs)
