@@ -1,0 +1,227 @@
+"""One frozen, validated configuration object (uvicorn's ``config.py`` lesson).
+
+Sources, weakest first: defaults < TOML file < ``CHATD_*`` environment < command-line flags.
+This module never reads the environment itself; ``cli.py`` hands it the mappings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+__all__ = ["SETTINGS_HELP", "Config", "ConfigError", "load_config"]
+
+Profile = Literal["development", "production"]
+SmsProviderName = Literal["dev", "webhook"]
+BrokerName = Literal["memory", "redis"]
+StoreName = Literal["sqlite", "postgres"]
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # Network
+    host: str = "127.0.0.1"
+    port: int = 8765
+    # Where the embedded store and the install secret live.
+    data_dir: Path = Path("var")
+    profile: Profile = "development"
+    node_id: str = ""
+    log_level: str = "INFO"
+    # WebSocket transport
+    max_frame_bytes: int = 65536
+    compression: bool = False
+    origins: tuple[str, ...] = ()
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    idle_timeout: float = 300.0
+    outbound_queue_bytes: int = 1 << 20
+    # Per-connection limits
+    rate_per_second: float = 20.0
+    rate_burst: int = 40
+    max_inflight: int = 16
+    # Accounts
+    sms_provider: SmsProviderName = "dev"
+    sms_webhook_url: str = ""
+    sms_code_ttl: int = 300
+    sms_resend_interval: int = 60
+    sms_daily_limit: int = 10
+    sms_code_attempts: int = 5
+    session_ttl_days: int = 30
+    # Text
+    wordlists: tuple[str, ...] = ()
+    max_message_chars: int = 2000
+    # Matching
+    match_any_shared_after: float = 10.0
+    match_random_after: float = 30.0
+    match_recent_pair_hours: float = 24.0
+    # Scale-out
+    broker: BrokerName = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    store: StoreName = "sqlite"
+    postgres_dsn: str = "postgresql://127.0.0.1/chatd"
+    key_prefix: str = "chatd:"
+    # Extra fields a service may read without a schema change.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "chatd.sqlite3"
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+SETTINGS_HELP: dict[str, str] = {
+    "host": "address to listen on",
+    "port": "TCP port (0 picks a free one)",
+    "data_dir": "directory of the embedded SQLite store and the install secret",
+    "profile": "development or production (production refuses the dev SMS provider)",
+    "node_id": "this node's id (generated when empty)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "max_frame_bytes": "largest accepted WebSocket frame; larger ones close with 1009",
+    "compression": "permessage-deflate (off by default: memory, CPU, CRIME/BREACH)",
+    "origins": "comma-separated Origin allow-list (empty: any; apps send none)",
+    "ping_interval": "seconds between keepalive pings",
+    "ping_timeout": "seconds to wait for a pong before closing",
+    "idle_timeout": "seconds without a client frame before closing with 4002",
+    "outbound_queue_bytes": "bytes queued for one slow client before closing it with 3008",
+    "rate_per_second": "requests per second per connection (token bucket refill)",
+    "rate_burst": "token bucket size per connection",
+    "max_inflight": "requests queued per connection before rate_limited",
+    "sms_provider": "dev (logs the code, development only) or webhook",
+    "sms_webhook_url": "URL the webhook SMS provider POSTs to",
+    "sms_code_ttl": "seconds an SMS code stays valid",
+    "sms_resend_interval": "seconds between two codes to one phone",
+    "sms_daily_limit": "codes per phone per day",
+    "sms_code_attempts": "wrong tries before a code is burnt",
+    "session_ttl_days": "days a session token stays valid",
+    "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
+    "max_message_chars": "longest message body in characters",
+    "match_any_shared_after": "seconds of waiting before any shared tag is enough",
+    "match_random_after": "seconds of waiting before a random compatible partner is allowed",
+    "match_recent_pair_hours": "hours during which two users who met are not matched again",
+    "broker": "memory (one node) or redis",
+    "redis_url": "Redis URL for the redis broker",
+    "store": "sqlite (embedded) or postgres",
+    "postgres_dsn": "PostgreSQL DSN for the postgres store",
+    "key_prefix": "prefix of every Redis key and channel",
+}
+
+
+def _validate(c: Config) -> None:
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"setting {name!r}: {why}")
+
+    if not c.host:
+        raise bad("host", "must not be empty")
+    if not 0 <= c.port <= 65535:
+        raise bad("port", f"{c.port} is not a TCP port (0-65535)")
+    if c.max_frame_bytes < 1024:
+        raise bad("max_frame_bytes", "must be at least 1024")
+    for name in ("ping_interval", "ping_timeout", "idle_timeout", "rate_per_second"):
+        if getattr(c, name) <= 0:
+            raise bad(name, "must be positive")
+    for name in ("rate_burst", "max_inflight", "outbound_queue_bytes", "sms_code_ttl",
+                 "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars"):
+        if getattr(c, name) < 1:
+            raise bad(name, "must be at least 1")
+    if c.sms_resend_interval < 0:
+        raise bad("sms_resend_interval", "must not be negative")
+    if c.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise bad("log_level", f"{c.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    hints = get_type_hints(Config)
+    for f in fields(Config):
+        allowed = get_args(hints[f.name])
+        if f.name in ("profile", "sms_provider", "broker", "store") and getattr(c, f.name) not in allowed:
+            raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
+    if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):
+        raise bad("sms_webhook_url", "the webhook SMS provider needs an http(s) URL")
+    if c.profile == "production" and c.sms_provider == "dev":
+        raise bad("sms_provider", "the development SMS provider is refused in production; "
+                  "set sms_provider = \"webhook\" and sms_webhook_url")
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    """Convert a TOML/env/flag value to the type of the setting's default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean")
+        if isinstance(default, int):
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(f"{raw!r} is not an integer")
+            return int(raw)
+        if isinstance(default, float):
+            if isinstance(raw, bool):
+                raise ValueError(f"{raw!r} is not a number")
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(str(raw))
+        if isinstance(default, tuple):
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if isinstance(default, str):
+            if not isinstance(raw, str):
+                raise ValueError(f"{raw!r} is not a string")
+            return raw
+    except ValueError as exc:
+        raise ConfigError(f"setting {name!r}: {exc}") from None
+    raise ConfigError(f"setting {name!r} cannot be set here")
+
+
+def load_config(
+    toml_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge the sources (file < env < flags) into a validated :class:`Config`."""
+    defaults = Config()
+    known = {f.name: getattr(defaults, f.name) for f in fields(Config) if f.name != "extra"}
+    values: dict[str, Any] = {}
+
+    if toml_path is not None:
+        try:
+            data = tomllib.loads(Path(toml_path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {toml_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {toml_path}: {exc}") from None
+        for key, raw in data.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ConfigError(f"config file {toml_path}: unknown setting {key!r}")
+            values[name] = _coerce(name, raw, known[name])
+
+    for key, raw in (env or {}).items():
+        if not key.startswith("CHATD_"):
+            continue
+        name = key[len("CHATD_"):].lower()
+        if name not in known:
+            raise ConfigError(f"environment {key}: unknown setting {name!r}")
+        values[name] = _coerce(name, raw, known[name])
+
+    for name, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        if name not in known:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, raw, known[name])
+
+    return Config(**values)

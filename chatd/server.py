@@ -1,0 +1,272 @@
+"""The network edge: the only module that imports ``websockets``.
+
+One task reads frames and feeds the sans-I/O session; one worker per connection runs requests
+in order (at most ``max_inflight`` queued, beyond that ``rate_limited``); one writer drains a
+bounded outbound queue, and a client that lets it overflow is closed with 3008 instead of
+growing the server's memory (centrifuge's writer lesson).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import itertools
+import json
+import logging
+import signal
+from collections import deque
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HttpRequest
+from websockets.http11 import Response
+from websockets.typing import Origin, Subprotocol
+
+from chatd.app import App
+from chatd.config import Config
+from chatd.errors import (
+    CLOSE_IDLE,
+    CLOSE_INTERNAL,
+    CLOSE_SLOW,
+
+    ChatError,
+    Internal,
+    RateLimited,
+)
+from chatd.protocol import CODECS, Codec, Frame, Reject, Request, Session, TokenBucket
+from chatd.protocol import codec_for_subprotocol
+from chatd.store import StoreError, UserId
+
+__all__ = ["ChatServer", "run"]
+
+log = logging.getLogger("chatd.server")
+_ids = itertools.count(1)
+
+
+class Connection:
+    """One client connection: the hub's ``Conn`` plus the bounded outbound queue."""
+
+    def __init__(self, ws: ServerConnection, codec: Codec, limit: int, metrics: Any) -> None:
+        self.ws = ws
+        self.codec = codec
+        self.cid = f"c{next(_ids)}"
+        self.user_id: UserId | None = None
+        self.token_hash: bytes | None = None
+        remote = ws.remote_address
+        self.address = str(remote[0]) if remote else ""
+        self._limit = limit
+        self._queue: deque[Frame] = deque()
+        self._queued = 0
+        self._ready = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
+        # Set by an op (logout) that ends this connection once its reply is written.
+        self.close_after_reply: tuple[int, str] | None = None
+        self._metrics = metrics
+
+    def enqueue(self, frame: Frame) -> None:
+        if self._closing is not None:
+            return
+        size = len(frame)
+        if self._queued + size > self._limit:
+            log.warning("[%s] slow reader: %d bytes queued; closing", self.cid, self._queued)
+            self._metrics.closed_slow.inc()
+            self.close_soon(CLOSE_SLOW, "slow: outbound queue full")
+            return
+        self._queue.append(frame)
+        self._queued += size
+        self._ready.set()
+
+    def close_soon(self, code: int, reason: str, flush: bool = False) -> None:
+        """Close after the writer sent what is queued (``flush``) or at once."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            if not flush:
+                self._queue.clear()
+            self._ready.set()
+
+    async def write_loop(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                frame = self._queue.popleft()
+                self._queued -= len(frame)
+                await self.ws.send(frame)
+            if self._closing is not None:
+                await self.ws.close(*self._closing)
+                return
+
+
+class ChatServer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app = App(config)
+        self._server: Server | None = None
+        self.port = config.port
+
+    async def start(self) -> None:
+        await self.app.start()
+        origins: list[Origin | None] | None = None
+        if self.config.origins:
+            # Browsers send Origin; native apps send none, and are allowed.
+            origins = [Origin(o) for o in self.config.origins] + [None]
+        self._server = await serve(
+            self._handle, self.config.host, self.config.port,
+            subprotocols=[Subprotocol(s) for s in CODECS],
+            select_subprotocol=_select_subprotocol,
+            process_request=self._http,
+            origins=origins,
+            compression="deflate" if self.config.compression else None,
+            max_size=self.config.max_frame_bytes,
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_timeout,
+            max_queue=self.config.max_inflight,
+            logger=logging.getLogger("chatd.ws"),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("chatd node %s listening on ws://%s:%d/ws", self.app.node_id,
+                 self.config.host, self.port)
+
+    async def stop(self) -> None:
+        """Graceful: /healthz turns 503, no new connections, close with 1001, flush the store."""
+        self.app.draining = True
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        await self.app.close()
+        log.info("chatd node %s stopped", self.app.node_id)
+
+    # --- plain HTTP on the same port -----------------------------------------------------
+
+    def _http(self, ws: ServerConnection, request: HttpRequest) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            if self.app.draining:
+                return _response(503, b'{"status":"draining"}', "application/json")
+            return None
+        if path == "/healthz":
+            body = {"status": "draining" if self.app.draining else "ok",
+                    "node": self.app.node_id, "connections": self.app.hub.connections,
+                    "broker": "ok" if self.app.broker.healthy else "degraded"}
+            return _response(503 if self.app.draining else 200, json.dumps(body).encode(),
+                             "application/json")
+        if path == "/metrics":
+            self.app.metrics.deliveries.set(self.app.node.delivered)
+            return _response(200, self.app.metrics.render(),
+                             "text/plain; version=0.0.4; charset=utf-8")
+        return _response(404, b"not found\n", "text/plain")
+
+    # --- one WebSocket connection --------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        codec = codec_for_subprotocol(ws.subprotocol)
+        conn = Connection(ws, codec, self.config.outbound_queue_bytes, self.app.metrics)
+        session = Session(codec, TokenBucket(self.config.rate_per_second,
+                                             self.config.rate_burst))
+        inbox: asyncio.Queue[Request] = asyncio.Queue(self.config.max_inflight)
+        self.app.metrics.connections.inc()
+        log.debug("[%s] open (%s)", conn.cid, codec.name)
+        writer = asyncio.create_task(conn.write_loop(), name=f"{conn.cid}-writer")
+        worker = asyncio.create_task(self._work(conn, session, inbox), name=f"{conn.cid}-worker")
+        try:
+            await self._read(ws, conn, session, inbox, writer)
+        except Exception:
+            log.exception("[%s] connection failed", conn.cid)
+            conn.close_soon(CLOSE_INTERNAL, "internal error")
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            conn.close_soon(1000, "")
+            with contextlib.suppress(asyncio.TimeoutError, ConnectionClosed):
+                await asyncio.wait_for(writer, 1.0)
+            writer.cancel()
+            await self.app.disconnected(conn)
+            self.app.metrics.connections.dec()
+            log.debug("[%s] closed", conn.cid)
+
+    async def _read(self, ws: ServerConnection, conn: Connection, session: Session,
+                    inbox: asyncio.Queue[Request], writer: asyncio.Task[None]) -> None:
+        while not writer.done():
+            try:
+                frame = await asyncio.wait_for(ws.recv(), self.config.idle_timeout)
+            except TimeoutError:
+                conn.close_soon(CLOSE_IDLE, "idle timeout")
+                return
+            except ConnectionClosed:
+                return
+            except UnicodeDecodeError:
+                conn.enqueue(session.bad_frame("text frame holds invalid UTF-8"))
+                continue
+            result = session.receive(frame)
+            if isinstance(result, Reject):
+                self.app.metrics.errors.labels(result.error.code).inc()
+                conn.enqueue(result.reply)
+            elif inbox.full():
+                err = RateLimited(100, "too many requests in flight")
+                self.app.metrics.errors.labels(err.code).inc()
+                conn.enqueue(session.error(err, result.rid))
+            else:
+                inbox.put_nowait(result)
+
+    async def _work(self, conn: Connection, session: Session,
+                    inbox: asyncio.Queue[Request]) -> None:
+        while True:
+            request = await inbox.get()
+            self.app.metrics.requests.labels(request.op).inc()
+            try:
+                session.user_id = conn.user_id
+                session.authorize(request)
+                result = await self.app.handle(conn, request)
+                reply = session.ok(request.rid, result)
+            except ChatError as exc:
+                self.app.metrics.errors.labels(exc.code).inc()
+                reply = session.error(exc, request.rid)
+            except StoreError as exc:
+                log.error("[%s] %s failed in the store: %s", conn.cid, request.op, exc)
+                self.app.metrics.errors.labels("internal").inc()
+                reply = session.error(Internal("storage unavailable; retry"), request.rid)
+            except Exception:
+                log.exception("[%s] %s failed", conn.cid, request.op)
+                self.app.metrics.errors.labels("internal").inc()
+                reply = session.error(Internal(), request.rid)
+            conn.enqueue(reply)
+            if conn.close_after_reply is not None:
+                conn.close_soon(*conn.close_after_reply, flush=True)
+
+
+def _select_subprotocol(ws: ServerConnection, offered: Any) -> Subprotocol | None:
+    for proto in offered:
+        if proto in CODECS:
+            return Subprotocol(proto)
+    return None  # no subprotocol: the client gets msgpack
+
+
+def _response(status: int, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store")])
+    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+
+async def run(config: Config) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    server = ChatServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"chatd listening on ws://{config.host}:{server.port}/ws "
+          f"(data in {config.data_dir}, store {config.store}, broker {config.broker})",
+          flush=True)
+    if config.sms_provider == "dev":
+        print("WARNING: development SMS provider active: codes are returned as dev_code",
+              flush=True)
+    await stop.wait()
+    log.info("signal received: draining")
+    await server.stop()
+
+

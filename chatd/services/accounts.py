@@ -1,0 +1,298 @@
+"""Accounts and sessions: SMS codes, registration, login, tokens, password reset, phone rebind."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import argon2
+
+from chatd.catalog import Catalog, group_conv_id
+from chatd.config import Config
+from chatd.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidCode,
+    RateLimited,
+    Unauthorized,
+    Underage,
+)
+from chatd.services.limits import WindowLimiter
+from chatd.services.phones import mask_phone, normalize_phone
+from chatd.services.sms import SmsError, SmsProvider
+from chatd.services.text import TextGate
+from chatd.store import DuplicateError, SessionRow, Store, User, UserId
+
+__all__ = ["AccountService", "LoginResult", "hash_token"]
+
+log = logging.getLogger("chatd.accounts")
+
+Purpose = Literal["register", "login", "reset", "rebind"]
+PURPOSES: Final = ("register", "login", "reset", "rebind")
+GENDERS: Final = ("male", "female", "other")
+DAY_MS: Final = 86_400_000
+MIN_PASSWORD: Final = 8
+MAX_PASSWORD: Final = 128
+MAX_NICKNAME: Final = 20
+MAX_BIO: Final = 200
+
+
+def hash_token(token: str) -> bytes:
+    """Session tokens are 256 random bits, so a plain SHA-256 is a safe at-rest form."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user: User
+    token: str
+    token_hash: bytes
+
+
+class AccountService:
+    def __init__(self, config: Config, store: Store, sms: SmsProvider, catalog: Catalog,
+                 text: TextGate, secret: bytes,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.config = config
+        self.store = store
+        self.sms = sms
+        self.catalog = catalog
+        self.text = text
+        self._secret = secret
+        self._now = now_ms
+        # argon2id with the library's current recommended parameters.
+        self._hasher = argon2.PasswordHasher()
+        # Guessing limits per phone and per client address (issue: account abuse).
+        self.login_failures = WindowLimiter(limit=10, window=900)
+        self.address_failures = WindowLimiter(limit=50, window=900)
+        self.address_sms = WindowLimiter(limit=20, window=3600)
+
+    # --- SMS codes -----------------------------------------------------------------------
+
+    async def send_code(self, raw_phone: str, purpose: str, address: str = "") -> dict[str, Any]:
+        if purpose not in PURPOSES:
+            raise BadRequest(f"purpose must be one of {', '.join(PURPOSES)}", field="purpose")
+        phone = normalize_phone(raw_phone)
+        now = self._now()
+        sends = await self.store.sms_sends_since(phone, now - DAY_MS)
+        if sends and now - sends[-1] < self.config.sms_resend_interval * 1000:
+            raise RateLimited(sends[-1] + self.config.sms_resend_interval * 1000 - now,
+                              "wait before asking for another code")
+        if len(sends) >= self.config.sms_daily_limit:
+            raise RateLimited(sends[0] + DAY_MS - now, "daily SMS limit reached for this phone")
+        if address:
+            wait = self.address_sms.retry_after_ms(address)
+            if wait:
+                raise RateLimited(wait, "too many codes requested from this address")
+            self.address_sms.hit(address)
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        ttl = self.config.sms_code_ttl
+        await self.store.add_sms_code(phone, purpose, self._code_hash(phone, purpose, code),
+                                      now, now + ttl * 1000)
+        try:
+            await self.sms.send_code(phone, code, purpose, ttl)
+        except SmsError as exc:
+            log.error("SMS to %s failed: %s", mask_phone(phone), exc)
+            raise
+        result: dict[str, Any] = {"ttl": ttl, "retry_after": self.config.sms_resend_interval}
+        if self.sms.reveals_code:
+            result["dev_code"] = code
+        return result
+
+    def _code_hash(self, phone: str, purpose: str, code: str) -> bytes:
+        # Keyed, so a copy of the database alone cannot enumerate the 10^6 codes.
+        return hmac.new(self._secret, f"{phone}|{purpose}|{code}".encode(), "sha256").digest()
+
+    async def _consume_code(self, phone: str, purpose: str, code: str) -> None:
+        row = await self.store.latest_sms_code(phone, purpose)
+        now = self._now()
+        if row is None or row.used or row.expires_at <= now \
+                or row.attempts >= self.config.sms_code_attempts:
+            raise InvalidCode()
+        if not hmac.compare_digest(row.code_hash, self._code_hash(phone, purpose, code)):
+            await self.store.sms_code_failed(row.id)
+            raise InvalidCode()
+        if not await self.store.sms_code_used(row.id):
+            raise InvalidCode()
+
+    # --- registration and login --------------------------------------------------------
+
+    async def register(self, args: dict[str, Any], device: str = "") -> LoginResult:
+        phone = normalize_phone(args["phone"])
+        password = _check_password(args["password"])
+        birthdate = _parse_birthdate(args["birthdate"])
+        if _age(birthdate, dt.datetime.fromtimestamp(self._now() / 1000, dt.UTC).date()) < 18:
+            raise Underage()
+        gender = args["gender"]
+        if gender not in GENDERS:
+            raise BadRequest(f"gender must be one of {', '.join(GENDERS)}", field="gender")
+        interests = self._interests(args["interests"])
+        nickname = self._nickname(args["nickname"])
+        if await self.store.get_user_by_phone(phone) is not None:
+            raise Conflict("this phone is registered already; log in instead")
+        await self._consume_code(phone, "register", args["code"])
+        pw_hash = await asyncio.to_thread(self._hasher.hash, password)
+        user = User(UserId(uuid.uuid4().hex), phone, pw_hash, birthdate.isoformat(), gender,
+                    nickname, "", "user", self._now(), interests)
+        try:
+            await self.store.create_user(user, [group_conv_id(t) for t in interests])
+        except DuplicateError:
+            raise Conflict("this phone is registered already; log in instead") from None
+        log.info("registered user %s", user.id)
+        return await self._new_session(user, device)
+
+    async def login(self, args: dict[str, Any], device: str = "",
+                    address: str = "") -> LoginResult:
+        phone = normalize_phone(args["phone"])
+        password, code = args.get("password"), args.get("code")
+        if (password is None) == (code is None):
+            raise BadRequest("give either 'password' or 'code'")
+        for limiter, key in ((self.login_failures, phone), (self.address_failures, address)):
+            wait = limiter.retry_after_ms(key) if key else 0
+            if wait:
+                raise RateLimited(wait, "too many failed logins; try later")
+        user = await self.store.get_user_by_phone(phone)
+        if code is not None:
+            try:
+                await self._consume_code(phone, "login", code)
+            except InvalidCode:
+                self._failed(phone, address)
+                raise
+            if user is None:
+                raise Unauthorized("no account for this phone; register first")
+        elif user is None or not await self._verify(user.pw_hash, password or ""):
+            self._failed(phone, address)
+            raise Unauthorized("phone or password is wrong")
+        assert user is not None
+        self._check_not_banned(user)
+        self.login_failures.reset(phone)
+        return await self._new_session(user, device)
+
+    def _failed(self, phone: str, address: str) -> None:
+        self.login_failures.hit(phone)
+        if address:
+            self.address_failures.hit(address)
+
+    async def _verify(self, pw_hash: str, password: str) -> bool:
+        def verify() -> bool:
+            try:
+                return self._hasher.verify(pw_hash, password)
+            except argon2.exceptions.VerificationError:
+                return False
+            except argon2.exceptions.InvalidHashError:
+                return False
+        return await asyncio.to_thread(verify)
+
+    async def resume(self, token: str) -> LoginResult:
+        token_hash = hash_token(token)
+        row = await self.store.get_session(token_hash, self._now())
+        if row is None:
+            raise Unauthorized("the token is unknown or expired; log in again")
+        user = await self.store.get_user(row.user_id)
+        if user is None:
+            raise Unauthorized("the token is unknown or expired; log in again")
+        self._check_not_banned(user)
+        return LoginResult(user, token, token_hash)
+
+    def _check_not_banned(self, user: User) -> None:
+        if user.banned_until > self._now():
+            raise Forbidden("this account is banned", reason="banned", until=user.banned_until)
+
+    async def _new_session(self, user: User, device: str) -> LoginResult:
+        token = secrets.token_urlsafe(32)
+        token_hash = hash_token(token)
+        now = self._now()
+        await self.store.create_session(SessionRow(
+            token_hash, user.id, device[:64], now, now + self.config.session_ttl_days * DAY_MS))
+        return LoginResult(user, token, token_hash)
+
+    async def logout(self, token_hash: bytes) -> None:
+        await self.store.delete_session(token_hash)
+
+    # --- password and phone --------------------------------------------------------------
+
+    async def reset_password(self, args: dict[str, Any]) -> tuple[UserId, list[bytes]]:
+        """Set a new password; every session of the user ends. Returns what to disconnect."""
+        phone = normalize_phone(args["phone"])
+        password = _check_password(args["password"])
+        await self._consume_code(phone, "reset", args["code"])
+        user = await self.store.get_user_by_phone(phone)
+        if user is None:
+            # The code proved the caller owns the phone, so saying so leaks nothing.
+            raise Unauthorized("no account for this phone; register first")
+        pw_hash = await asyncio.to_thread(self._hasher.hash, password)
+        await self.store.set_password(user.id, pw_hash)
+        ended = await self.store.delete_user_sessions(user.id)
+        log.info("password reset for user %s; %d sessions ended", user.id, len(ended))
+        return user.id, ended
+
+    async def rebind_phone(self, user_id: UserId, args: dict[str, Any]) -> User:
+        phone = normalize_phone(args["phone"])
+        if await self.store.get_user_by_phone(phone) is not None:
+            raise Conflict("this phone belongs to another account")
+        await self._consume_code(phone, "rebind", args["code"])
+        try:
+            await self.store.set_phone(user_id, phone)
+        except DuplicateError:
+            raise Conflict("this phone belongs to another account") from None
+        user = await self.store.get_user(user_id)
+        assert user is not None
+        return user
+
+    async def update_profile(self, user_id: UserId, args: dict[str, Any]) -> User:
+        nickname = self._nickname(args["nickname"]) if "nickname" in args else None
+        bio = None
+        if "bio" in args:
+            bio = args["bio"].strip()
+            if len(bio) > MAX_BIO:
+                raise BadRequest(f"bio is at most {MAX_BIO} characters", field="bio")
+            bio = self.text.publishable(bio)
+        interests = self._interests(args["interests"]) if "interests" in args else None
+        groups = [group_conv_id(t) for t in interests] if interests is not None else None
+        return await self.store.update_profile(user_id, nickname, bio, interests, groups)
+
+    def _interests(self, raw: list[str]) -> tuple[str, ...]:
+        if not raw:
+            raise BadRequest("choose at least one interest", field="interests")
+        try:
+            return self.catalog.validate(raw)
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="interests") from None
+
+    def _nickname(self, raw: str) -> str:
+        nickname = raw.strip()
+        if not 1 <= len(nickname) <= MAX_NICKNAME:
+            raise BadRequest(f"nickname must be 1 to {MAX_NICKNAME} characters",
+                             field="nickname")
+        return self.text.publishable(nickname)
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+                         field="password")
+    return password
+
+
+def _parse_birthdate(raw: str) -> dt.date:
+    try:
+        date = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest("birthdate must be YYYY-MM-DD", field="birthdate") from None
+    if len(raw) != 10 or date.year < 1900:
+        raise BadRequest("birthdate must be YYYY-MM-DD", field="birthdate")
+    return date
+
+
+def _age(birth: dt.date, today: dt.date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

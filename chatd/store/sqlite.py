@@ -1,0 +1,475 @@
+"""The embedded SQLite store: WAL, foreign keys, versioned migrations, group commit.
+
+All SQL runs on one worker thread that owns the connection, so the event loop never blocks.
+The worker drains every job queued while it was busy and runs them in ONE transaction
+(each job inside its own savepoint, so one failing job does not undo the others): under load
+many messages share one fsync, which is what keeps durability from capping throughput.
+A job's future resolves only after its transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from chatd.store.base import (
+    AppendResult,
+    ConvId,
+    ConvSummary,
+    DuplicateError,
+    Message,
+    SendContext,
+    SessionRow,
+    SmsCodeRow,
+    StoreError,
+    User,
+    UserId,
+)
+from chatd.store.schema import MIGRATIONS
+
+__all__ = ["SQLiteStore"]
+
+log = logging.getLogger("chatd.store")
+T = TypeVar("T")
+Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_MAX_BATCH: Final = 512
+_STOP: Final = object()
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self.commits = 0  # transactions committed (group-commit measurement)
+        self.jobs_run = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+
+        def start() -> None:
+            try:
+                self._conn = self._connect()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, ready, None, exc)
+                return
+            loop.call_soon_threadsafe(_settle, ready, None, None)
+            self._worker()
+
+        self._thread = threading.Thread(target=start, name="chatd-sqlite", daemon=True)
+        self._thread.start()
+        await ready
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before its future resolves (acknowledged means durable).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        _migrate(conn)
+        return conn
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._jobs.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    # --- the worker ----------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is _STOP:
+                break
+            batch: list[Job] = [first]  # type: ignore[list-item]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                batch.append(nxt)  # type: ignore[arg-type]
+            self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
+        results: list[tuple[Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, _, _ in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((None, _translate(exc)))
+                else:
+                    conn.execute("RELEASE job")
+                    results.append((value, None))
+            conn.execute("COMMIT")
+            self.commits += 1
+            self.jobs_run += len(batch)
+        except sqlite3.Error as exc:
+            log.error("transaction failed: %s", exc)
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            failure = StoreError(f"database error: {exc}")
+            results = [(None, failure) for _ in batch]
+        for (_, loop, fut), (value, err) in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, fut, value, err)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, loop, fut))
+        return await fut
+
+    # --- users ---------------------------------------------------------------------------
+
+    async def create_user(self, user: User, group_convs: Sequence[ConvId]) -> None:
+        def job(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO users(id, phone, pw_hash, birthdate, gender, nickname, bio, role,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (user.id, user.phone, user.pw_hash, user.birthdate, user.gender, user.nickname,
+                 user.bio, user.role, user.created_at))
+            _set_interests(c, user.id, user.interests, group_convs, user.created_at)
+        await self._run(job)
+
+    async def get_user(self, user_id: UserId) -> User | None:
+        return await self._run(lambda c: _load_user(c, "id", user_id))
+
+    async def get_user_by_phone(self, phone: str) -> User | None:
+        return await self._run(lambda c: _load_user(c, "phone", phone))
+
+    async def set_password(self, user_id: UserId, pw_hash: str) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE users SET pw_hash=? WHERE id=?", (pw_hash, user_id)))
+
+    async def set_phone(self, user_id: UserId, phone: str) -> None:
+        await self._run(lambda c: c.execute("UPDATE users SET phone=? WHERE id=?", (phone, user_id)))
+
+    async def update_profile(self, user_id: UserId, nickname: str | None, bio: str | None,
+                             interests: Sequence[str] | None,
+                             group_convs: Sequence[ConvId] | None) -> User:
+        def job(c: sqlite3.Connection) -> User:
+            if nickname is not None:
+                c.execute("UPDATE users SET nickname=? WHERE id=?", (nickname, user_id))
+            if bio is not None:
+                c.execute("UPDATE users SET bio=? WHERE id=?", (bio, user_id))
+            if interests is not None and group_convs is not None:
+                now = _now_ms()
+                _set_interests(c, user_id, interests, group_convs, now)
+            user = _load_user(c, "id", user_id)
+            if user is None:
+                raise StoreError("no such user")
+            return user
+        return await self._run(job)
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def create_session(self, row: SessionRow) -> None:
+        await self._run(lambda c: c.execute(
+            "INSERT INTO sessions(token_hash, user_id, device, created_at, expires_at)"
+            " VALUES (?,?,?,?,?)",
+            (row.token_hash, row.user_id, row.device, row.created_at, row.expires_at)))
+
+    async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
+        def job(c: sqlite3.Connection) -> SessionRow | None:
+            r = c.execute("SELECT token_hash, user_id, device, created_at, expires_at FROM sessions"
+                          " WHERE token_hash=? AND expires_at>?", (token_hash, now)).fetchone()
+            return SessionRow(r[0], UserId(r[1]), r[2], r[3], r[4]) if r else None
+        return await self._run(job)
+
+    async def delete_session(self, token_hash: bytes) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM sessions WHERE token_hash=?",
+                                            (token_hash,)))
+
+    async def delete_user_sessions(self, user_id: UserId,
+                                   keep: bytes | None = None) -> list[bytes]:
+        def job(c: sqlite3.Connection) -> list[bytes]:
+            rows = c.execute("SELECT token_hash FROM sessions WHERE user_id=?",
+                             (user_id,)).fetchall()
+            gone = [bytes(r[0]) for r in rows if bytes(r[0]) != keep]
+            c.executemany("DELETE FROM sessions WHERE token_hash=?", [(h,) for h in gone])
+            return gone
+        return await self._run(job)
+
+    # --- SMS codes -----------------------------------------------------------------------
+
+    async def add_sms_code(self, phone: str, purpose: str, code_hash: bytes, created_at: int,
+                           expires_at: int) -> None:
+        def job(c: sqlite3.Connection) -> None:
+            # A new code replaces any older one of the same purpose.
+            c.execute("UPDATE sms_codes SET used=1 WHERE phone=? AND purpose=? AND used=0",
+                      (phone, purpose))
+            c.execute("INSERT INTO sms_codes(phone, purpose, code_hash, created_at, expires_at)"
+                      " VALUES (?,?,?,?,?)", (phone, purpose, code_hash, created_at, expires_at))
+        await self._run(job)
+
+    async def latest_sms_code(self, phone: str, purpose: str) -> SmsCodeRow | None:
+        def job(c: sqlite3.Connection) -> SmsCodeRow | None:
+            r = c.execute("SELECT id, phone, purpose, code_hash, created_at, expires_at, attempts,"
+                          " used FROM sms_codes WHERE phone=? AND purpose=?"
+                          " ORDER BY id DESC LIMIT 1", (phone, purpose)).fetchone()
+            return SmsCodeRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], bool(r[7])) \
+                if r else None
+        return await self._run(job)
+
+    async def sms_sends_since(self, phone: str, since: int) -> list[int]:
+        def job(c: sqlite3.Connection) -> list[int]:
+            rows = c.execute("SELECT created_at FROM sms_codes WHERE phone=? AND created_at>=?"
+                             " ORDER BY created_at", (phone, since)).fetchall()
+            return [r[0] for r in rows]
+        return await self._run(job)
+
+    async def sms_code_failed(self, code_id: int) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE sms_codes SET attempts=attempts+1 WHERE id=?", (code_id,)))
+
+    async def sms_code_used(self, code_id: int) -> bool:
+        """Mark a code used; False when it already was (a concurrent use won)."""
+        def job(c: sqlite3.Connection) -> bool:
+            cur = c.execute("UPDATE sms_codes SET used=1 WHERE id=? AND used=0", (code_id,))
+            return cur.rowcount == 1
+        return await self._run(job)
+
+    # --- conversations and messages -----------------------------------------------------
+
+    async def create_direct(self, conv: ConvId, a: UserId, b: UserId, now: int) -> None:
+        pair = "|".join(sorted((a, b)))
+        def job(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO conversations(id, kind, pair, created_at) VALUES (?,?,?,?)",
+                      (conv, "direct", pair, now))
+            c.executemany("INSERT INTO conv_members(conv_id, user_id, joined_at) VALUES (?,?,?)",
+                          [(conv, a, now), (conv, b, now)])
+        await self._run(job)
+
+    async def is_member(self, conv: ConvId, user_id: UserId) -> bool:
+        return await self._run(lambda c: c.execute(
+            "SELECT 1 FROM conv_members WHERE conv_id=? AND user_id=? AND left_at IS NULL",
+            (conv, user_id)).fetchone() is not None)
+
+    async def was_member(self, conv: ConvId, user_id: UserId) -> bool:
+        return await self._run(lambda c: c.execute(
+            "SELECT 1 FROM conv_members WHERE conv_id=? AND user_id=?",
+            (conv, user_id)).fetchone() is not None)
+
+    async def send_context(self, conv: ConvId, user_id: UserId) -> SendContext | None:
+        def job(c: sqlite3.Connection) -> SendContext | None:
+            cv = c.execute("SELECT kind, closed FROM conversations WHERE id=?", (conv,)).fetchone()
+            if cv is None:
+                return None
+            member = c.execute("SELECT 1 FROM conv_members WHERE conv_id=? AND user_id=? AND"
+                               " left_at IS NULL", (conv, user_id)).fetchone() is not None
+            muted = c.execute("SELECT muted_until FROM users WHERE id=?", (user_id,)).fetchone()
+            peer, blocked = None, False
+            if cv[0] == "direct":
+                r = c.execute("SELECT user_id FROM conv_members WHERE conv_id=? AND user_id<>?",
+                              (conv, user_id)).fetchone()
+                if r:
+                    peer = UserId(r[0])
+                    blocked = c.execute("SELECT 1 FROM blocks WHERE blocker=? AND blocked=?",
+                                        (peer, user_id)).fetchone() is not None
+            return SendContext(cv[0], bool(cv[1]), member, peer, blocked,
+                               muted[0] if muted else 0)
+        return await self._run(job)
+
+    async def conv_members(self, conv: ConvId) -> list[UserId]:
+        def job(c: sqlite3.Connection) -> list[UserId]:
+            rows = c.execute("SELECT user_id FROM conv_members WHERE conv_id=? AND left_at IS NULL",
+                             (conv,)).fetchall()
+            return [UserId(r[0]) for r in rows]
+        return await self._run(job)
+
+    async def user_convs(self, user_id: UserId) -> list[ConvSummary]:
+        def job(c: sqlite3.Connection) -> list[ConvSummary]:
+            rows = c.execute(
+                "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed,"
+                " (SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>?"
+                "  LIMIT 1)"
+                " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
+                " WHERE m.user_id=? AND m.left_at IS NULL ORDER BY cv.kind DESC, cv.id",
+                (user_id, user_id)).fetchall()
+            return [ConvSummary(ConvId(r[0]), r[1], r[2], r[3],
+                                UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]))
+                    for r in rows]
+        return await self._run(job)
+
+    async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool:
+        def job(c: sqlite3.Connection) -> bool:
+            cur = c.execute("UPDATE conv_members SET left_at=? WHERE conv_id=? AND user_id=?"
+                            " AND left_at IS NULL", (now, conv, user_id))
+            if cur.rowcount:
+                # A 1:1 conversation ends for both when one side leaves.
+                c.execute("UPDATE conversations SET closed=1 WHERE id=? AND kind='direct'",
+                          (conv,))
+            return cur.rowcount == 1
+        return await self._run(job)
+
+    async def append_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str, ts: int,
+                             cid: str | None, flagged: bool) -> AppendResult:
+        def job(c: sqlite3.Connection) -> AppendResult:
+            if cid is not None:
+                r = c.execute("SELECT conv_id, id, seq, sender, body, ts FROM messages"
+                              " WHERE sender=? AND cid=?", (sender, cid)).fetchone()
+                if r:
+                    return AppendResult(_message(r), created=False)
+            # The seq is taken and the row inserted in one transaction: no gaps, no duplicates.
+            cur = c.execute("UPDATE conversations SET last_seq=last_seq+1 WHERE id=?"
+                            " RETURNING last_seq", (conv,))
+            row = cur.fetchone()
+            if row is None:
+                raise StoreError("no such conversation")
+            seq = int(row[0])
+            c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
+                      " VALUES (?,?,?,?,?,?,?,?)",
+                      (conv, seq, msg_id, sender, body, ts, cid, int(flagged)))
+            return AppendResult(Message(conv, msg_id, seq, sender, body, ts), created=True)
+        return await self._run(job)
+
+    async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]:
+        def job(c: sqlite3.Connection) -> list[Message]:
+            rows = c.execute("SELECT conv_id, id, seq, sender, body, ts FROM messages"
+                             " WHERE conv_id=? AND seq>? ORDER BY seq LIMIT ?",
+                             (conv, after, limit)).fetchall()
+            return [_message(r) for r in rows]
+        return await self._run(job)
+
+    async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int:
+        def job(c: sqlite3.Connection) -> int:
+            c.execute("UPDATE conv_members SET read_seq=MAX(read_seq, MIN(?, (SELECT last_seq FROM"
+                      " conversations WHERE id=?))) WHERE conv_id=? AND user_id=?",
+                      (seq, conv, conv, user_id))
+            r = c.execute("SELECT read_seq FROM conv_members WHERE conv_id=? AND user_id=?",
+                          (conv, user_id)).fetchone()
+            return int(r[0]) if r else 0
+        return await self._run(job)
+
+    async def met_since(self, a: UserId, b: UserId, since: int) -> bool:
+        pair = "|".join(sorted((a, b)))
+        return await self._run(lambda c: c.execute(
+            "SELECT 1 FROM conversations WHERE pair=? AND created_at>=? LIMIT 1",
+            (pair, since)).fetchone() is not None)
+
+    # --- blocks --------------------------------------------------------------------------
+
+    async def block(self, blocker: UserId, blocked: UserId, now: int) -> None:
+        await self._run(lambda c: c.execute(
+            "INSERT OR IGNORE INTO blocks(blocker, blocked, created_at) VALUES (?,?,?)",
+            (blocker, blocked, now)))
+
+    async def unblock(self, blocker: UserId, blocked: UserId) -> None:
+        await self._run(lambda c: c.execute(
+            "DELETE FROM blocks WHERE blocker=? AND blocked=?", (blocker, blocked)))
+
+    async def blocked_by(self, user_id: UserId) -> set[UserId]:
+        """Users that ``user_id`` blocked."""
+        return await self._run(lambda c: {UserId(r[0]) for r in c.execute(
+            "SELECT blocked FROM blocks WHERE blocker=?", (user_id,))})
+
+    async def blocks_of(self, user_id: UserId) -> set[UserId]:
+        """Users who blocked ``user_id``."""
+        return await self._run(lambda c: {UserId(r[0]) for r in c.execute(
+            "SELECT blocker FROM blocks WHERE blocked=?", (user_id,))})
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> None:
+    if fut.done():
+        return
+    if err is not None:
+        fut.set_exception(err)
+    else:
+        fut.set_result(value)
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateError(str(exc))
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(f"database error: {exc}")
+    return exc
+
+
+def _now_ms() -> int:
+    import time
+    return int(time.time() * 1000)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    current = row[0] if row else 0
+    if row is None:
+        conn.execute("INSERT INTO schema_version(version) VALUES (0)")
+    if current > len(MIGRATIONS):
+        raise StoreError(f"database schema {current} is newer than this chatd "
+                         f"({len(MIGRATIONS)}); upgrade chatd")
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version=?", (version,))
+        conn.execute("COMMIT")
+        log.info("store migrated to schema %d", version)
+
+
+def _set_interests(c: sqlite3.Connection, user_id: str, tags: Sequence[str],
+                   group_convs: Sequence[ConvId], now: int) -> None:
+    c.execute("DELETE FROM user_interests WHERE user_id=?", (user_id,))
+    c.executemany("INSERT INTO user_interests(user_id, tag, pos) VALUES (?,?,?)",
+                  [(user_id, t, i) for i, t in enumerate(tags)])
+    c.executemany("INSERT OR IGNORE INTO conversations(id, kind, created_at) VALUES (?,?,?)",
+                  [(g, "group", now) for g in group_convs])
+    wanted = set(group_convs)
+    current = {r[0] for r in c.execute(
+        "SELECT m.conv_id FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
+        " WHERE m.user_id=? AND cv.kind='group' AND m.left_at IS NULL", (user_id,))}
+    for conv in current - wanted:
+        c.execute("DELETE FROM conv_members WHERE conv_id=? AND user_id=?", (conv, user_id))
+    for conv in wanted - current:
+        c.execute("INSERT OR REPLACE INTO conv_members(conv_id, user_id, joined_at, read_seq)"
+                  " VALUES (?,?,?, (SELECT last_seq FROM conversations WHERE id=?))",
+                  (conv, user_id, now, conv))
+
+
+def _load_user(c: sqlite3.Connection, column: str, value: str) -> User | None:
+    r = c.execute("SELECT id, phone, pw_hash, birthdate, gender, nickname, bio, role, created_at,"
+                  f" banned_until, muted_until FROM users WHERE {column}=?", (value,)).fetchone()
+    if r is None:
+        return None
+    tags = tuple(t[0] for t in c.execute(
+        "SELECT tag FROM user_interests WHERE user_id=? ORDER BY pos", (r[0],)))
+    return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tags, r[9], r[10])
+
+
+def _message(r: Sequence[Any]) -> Message:
+    return Message(ConvId(r[0]), r[1], r[2], UserId(r[3]), r[4], r[5])
