@@ -361,9 +361,9 @@ class WordFilter:
             if any(x <= a and b <= y for x, y in allows):
                 continue
             runs = self._runs.get(key)
-            if runs is not None and any(sk.runs[a + i] < r for i, r in enumerate(runs)):
+            if runs is not None and any(sk.run(a + i) < r for i, r in enumerate(runs)):
                 continue
-            start, end = sk.starts[a], sk.ends[b - 1]
+            start, end = sk.span(a, b)
             if _is_ascii_alnum(key[0]) and not _boundary_before(text, start):
                 continue
             if _is_ascii_alnum(key[-1]) and not _boundary_after(text, end):

@@ -9,6 +9,8 @@ The table is built once per process (about 0.3 s) and shared by every filter.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import operator
 import re
 import unicodedata
@@ -132,21 +134,47 @@ def run_lengths(word: str) -> tuple[int, ...]:
 
 
 class Skeleton:
-    """A collapsed skeleton with, per character, the original span it stands for."""
+    """A collapsed skeleton that can map its positions back to the original text.
 
-    __slots__ = ("ends", "runs", "starts", "text")
+    ``idx[u]`` is the original index of uncollapsed skeleton character ``u``; the few runs
+    are kept as (collapsed position, uncollapsed start, length), so mapping is a bisect.
+    """
 
-    def __init__(self, text: str, starts: list[int], ends: list[int], runs: list[int]) -> None:
+    __slots__ = ("_idx", "_rc", "_rl", "_ru", "text")
+
+    def __init__(self, text: str, idx: list[int], rc: list[int], ru: list[int], rl: list[int]):
         self.text = text
-        self.starts = starts
-        self.ends = ends
-        self.runs = runs
+        self._idx = idx
+        self._rc = rc
+        self._ru = ru
+        self._rl = rl
+
+    def _uncollapse(self, k: int) -> tuple[int, int]:
+        j = bisect.bisect_right(self._rc, k) - 1
+        if j < 0:
+            return k, 1
+        if self._rc[j] == k:
+            return self._ru[j], self._rl[j]
+        return k + self._ru[j] + self._rl[j] - self._rc[j] - 1, 1
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        """Original [start, end) of skeleton characters [a, b), whole runs included."""
+        ua, _ = self._uncollapse(a)
+        ub, lb = self._uncollapse(b - 1)
+        return self._idx[ua], self._idx[ub + lb - 1] + 1
+
+    def run(self, k: int) -> int:
+        return self._uncollapse(k)[1]
+
+
+_NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
     """Rebuild the skeleton keeping offsets. Only run when a scan found a hit.
 
     Must produce exactly ``collapse_runs(skeleton(text))`` (or its ``drop_ascii`` variant).
+    Mostly C-level (map, compress, join) because hit-heavy lists take this path often.
     """
     tbl = table()
     if text and max(text) >= "\U00030000":
@@ -156,27 +184,25 @@ def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
         ]
     else:
         reps = list(map(tbl.__getitem__, map(ord, text)))
-    # Original index of every skeleton character (expansions like ﬁ→fi repeat the index).
-    idx = [i for i, r in enumerate(reps) for _ in r]
     s = "".join(reps)
+    idx = list(itertools.compress(range(len(reps)), reps))
+    if len(idx) != len(s):
+        # Some character expanded (ﬁ → fi): repeat its index once per output character.
+        idx = [i for i, r in enumerate(reps) for _ in r]
     if no_ascii and _ASCII_ALNUM.search(s):
-        keep = [k for k, ch in enumerate(s) if not ("a" <= ch <= "z" or "0" <= ch <= "9")]
-        s = "".join([s[k] for k in keep])
-        idx = [idx[k] for k in keep]
-    starts: list[int] = []
-    ends: list[int] = []
-    runs: list[int] = []
-    pos = 0
+        keep: list[int] = []
+        for m in _NOT_ASCII_ALNUM.finditer(s):
+            keep.extend(idx[m.start() : m.end()])
+        s = _ASCII_ALNUM.sub("", s)
+        idx = keep
+    rc: list[int] = []
+    ru: list[int] = []
+    rl: list[int] = []
+    removed = 0
     for m in _RUNS.finditer(s):
         a, b = m.span()
-        starts.extend(idx[pos:a])
-        ends.extend([i + 1 for i in idx[pos:a]])
-        runs.extend([1] * (a - pos))
-        starts.append(idx[a])
-        ends.append(idx[b - 1] + 1)
-        runs.append(b - a)
-        pos = b
-    starts.extend(idx[pos:])
-    ends.extend([i + 1 for i in idx[pos:]])
-    runs.extend([1] * (len(s) - pos))
-    return Skeleton(collapse_runs(s) if pos else s, starts, ends, runs)
+        rc.append(a - removed)
+        ru.append(a)
+        rl.append(b - a)
+        removed += b - a - 1
+    return Skeleton(collapse_runs(s) if rc else s, idx, rc, ru, rl)
