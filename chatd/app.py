@@ -189,7 +189,7 @@ class App:
 
     async def _msg_send(self, conn: Conn, req: Request) -> dict[str, Any]:
         return await self.chat.send(_uid(conn), req.args["conv"], req.args["body"],
-                                    req.args.get("cid"))
+                                    req.args.get("cid"), origin=conn.cid)
 
     async def _history(self, conn: Conn, req: Request) -> dict[str, Any]:
         return await self.chat.history(_uid(conn), req.args["conv"], req.args.get("after", 0),
@@ -202,10 +202,11 @@ class App:
         await self.chat.leave(_uid(conn), req.args["conv"])
 
     async def _read(self, conn: Conn, req: Request) -> dict[str, Any]:
-        return await self.chat.read(_uid(conn), req.args["conv"], req.args["seq"])
+        return await self.chat.read(_uid(conn), req.args["conv"], req.args["seq"],
+                                    origin=conn.cid)
 
     async def _typing(self, conn: Conn, req: Request) -> None:
-        await self.chat.typing(_uid(conn), req.args["conv"])
+        await self.chat.typing(_uid(conn), req.args["conv"], origin=conn.cid)
 
     async def _block(self, conn: Conn, req: Request) -> None:
         await self.chat.block(_uid(conn), UserId(req.args["user"]))

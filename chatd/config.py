@@ -145,6 +145,11 @@ def _validate(c: Config) -> None:
         allowed = get_args(hints[f.name])
         if f.name in ("profile", "sms_provider", "broker", "store") and getattr(c, f.name) not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
+    # The scale-out backends are named in the schema so configs stay stable, but not built yet.
+    if c.broker != "memory":
+        raise bad("broker", f"{c.broker!r} is not available in this version; use \"memory\"")
+    if c.store != "sqlite":
+        raise bad("store", f"{c.store!r} is not available in this version; use \"sqlite\"")
     if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):
         raise bad("sms_webhook_url", "the webhook SMS provider needs an http(s) URL")
     if c.profile == "production" and c.sms_provider == "dev":

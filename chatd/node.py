@@ -71,9 +71,11 @@ class Node:
 
     # --- publishing ----------------------------------------------------------------------
 
-    async def to_conv(self, conv: ConvId, event: dict[str, Any],
-                      sender: UserId | None = None) -> None:
-        await self._publish(self._conv_channel(conv), _CONV, conv, sender, event)
+    async def to_conv(self, conv: ConvId, event: dict[str, Any], sender: UserId | None = None,
+                      skip: str | None = None) -> None:
+        """Deliver to the conversation's members (not those who blocked ``sender``), except
+        the connection ``skip`` (the sending one: its reply already says what it sent)."""
+        await self._publish(self._conv_channel(conv), _CONV, conv, [sender, skip], event)
 
     async def to_user(self, user_id: UserId, event: dict[str, Any]) -> None:
         await self._publish(self._user_channel(user_id), _USER, user_id, None, event)
@@ -92,7 +94,7 @@ class Node:
         await self._publish(self._user_channel(user_id), _REVOKE, user_id, None,
                             token_hashes)
 
-    async def _publish(self, channel: str, kind: str, target: str, sender: str | None,
+    async def _publish(self, channel: str, kind: str, target: str, sender: Any,
                        body: Any) -> None:
         payload = msgpack.packb((kind, target, sender, body), use_bin_type=True)
         await self.broker.publish(channel, payload)
@@ -106,7 +108,9 @@ class Node:
             log.warning("dropped an unreadable broker payload on %s", channel)
             return
         if kind == _CONV:
-            self._fan_out(self.hub.recipients(ConvId(target), sender), body)
+            sender_id, skip = sender
+            self._fan_out((c for c in self.hub.recipients(ConvId(target), sender_id)
+                           if c.cid != skip), body)
         elif kind == _USER:
             self._fan_out(self.hub.conns_of(UserId(target)), body)
         elif kind == _JOIN:

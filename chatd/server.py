@@ -14,6 +14,7 @@ import http
 import itertools
 import json
 import logging
+import secrets
 import signal
 from collections import deque
 from typing import Any
@@ -44,6 +45,8 @@ __all__ = ["ChatServer", "run"]
 
 log = logging.getLogger("chatd.server")
 _ids = itertools.count(1)
+# Connection ids are unique across nodes too (a node skips the sender's connection by id).
+_NODE_TAG = secrets.token_hex(3)
 
 
 class Connection:
@@ -52,7 +55,7 @@ class Connection:
     def __init__(self, ws: ServerConnection, codec: Codec, limit: int, metrics: Any) -> None:
         self.ws = ws
         self.codec = codec
-        self.cid = f"c{next(_ids)}"
+        self.cid = f"{_NODE_TAG}-{next(_ids)}"
         self.user_id: UserId | None = None
         self.token_hash: bytes | None = None
         remote = ws.remote_address

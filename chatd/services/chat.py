@@ -29,8 +29,8 @@ class ChatService:
         self.text = text
         self._now = now_ms
 
-    async def send(self, sender: UserId, conv_raw: str, body: str,
-                   cid: str | None) -> dict[str, Any]:
+    async def send(self, sender: UserId, conv_raw: str, body: str, cid: str | None,
+                   origin: str | None = None) -> dict[str, Any]:
         conv = ConvId(conv_raw)
         if not body.strip():
             raise BadRequest("body must not be empty", field="body")
@@ -54,7 +54,7 @@ class ChatService:
                                                  now, cid, checked.flagged)
         msg = result.message
         if result.created:
-            await self.node.to_conv(conv, msg.wire(), sender)
+            await self.node.to_conv(conv, msg.wire(), sender, skip=origin)
         return {"id": msg.id, "seq": msg.seq, "ts": msg.ts}
 
     async def history(self, user: UserId, conv_raw: str, after: int,
@@ -85,7 +85,8 @@ class ChatService:
         await self.node.to_conv(conv, {"t": "conv.left", "conv": conv, "user": user})
         await self.node.left(user, conv)
 
-    async def read(self, user: UserId, conv_raw: str, seq: int) -> dict[str, Any]:
+    async def read(self, user: UserId, conv_raw: str, seq: int,
+                   origin: str | None = None) -> dict[str, Any]:
         conv = ConvId(conv_raw)
         if seq < 0:
             raise BadRequest("seq must not be negative", field="seq")
@@ -93,14 +94,15 @@ class ChatService:
             raise Forbidden("you are not a member of this conversation")
         read_seq = await self.store.set_read(conv, user, seq)
         await self.node.to_conv(conv, {"t": "read", "conv": conv, "user": user,
-                                       "seq": read_seq}, user)
+                                       "seq": read_seq}, user, skip=origin)
         return {"seq": read_seq}
 
-    async def typing(self, user: UserId, conv_raw: str) -> None:
+    async def typing(self, user: UserId, conv_raw: str, origin: str | None = None) -> None:
         conv = ConvId(conv_raw)
         if not await self.store.is_member(conv, user):
             raise Forbidden("you are not a member of this conversation")
-        await self.node.to_conv(conv, {"t": "typing", "conv": conv, "user": user}, user)
+        await self.node.to_conv(conv, {"t": "typing", "conv": conv, "user": user}, user,
+                                skip=origin)
 
     async def block(self, user: UserId, other: UserId) -> None:
         if other == user:
