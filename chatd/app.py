@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from filters import LiveFilter, WordFilter, default_wordlists_path
-
 from chatd.broker import Broker, MemoryBroker
 from chatd.catalog import Catalog
 from chatd.config import Config
@@ -30,6 +28,7 @@ from chatd.services.matching import MatchService
 from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
 from chatd.services.text import TextGate
 from chatd.store import SQLiteStore, Store, UserId
+from filters import LiveFilter, WordFilter, default_wordlists_path
 
 __all__ = ["App"]
 

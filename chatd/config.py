@@ -143,7 +143,8 @@ def _validate(c: Config) -> None:
     hints = get_type_hints(Config)
     for f in fields(Config):
         allowed = get_args(hints[f.name])
-        if f.name in ("profile", "sms_provider", "broker", "store") and getattr(c, f.name) not in allowed:
+        choice = getattr(c, f.name)
+        if f.name in ("profile", "sms_provider", "broker", "store") and choice not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
     # The scale-out backends are named in the schema so configs stay stable, but not built yet.
     if c.broker != "memory":

@@ -32,13 +32,20 @@ from chatd.errors import (
     CLOSE_IDLE,
     CLOSE_INTERNAL,
     CLOSE_SLOW,
-
     ChatError,
     Internal,
     RateLimited,
 )
-from chatd.protocol import CODECS, Codec, Frame, Reject, Request, Session, TokenBucket
-from chatd.protocol import codec_for_subprotocol
+from chatd.protocol import (
+    CODECS,
+    Codec,
+    Frame,
+    Reject,
+    Request,
+    Session,
+    TokenBucket,
+    codec_for_subprotocol,
+)
 from chatd.store import StoreError, UserId
 
 __all__ = ["ChatServer", "run"]

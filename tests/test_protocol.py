@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatd.protocol import JSON, MSGPACK, Reject, Request, Session, TokenBucket
 from chatd.errors import Unauthorized
+from chatd.protocol import JSON, MSGPACK, Reject, Request, Session, TokenBucket
 
 
 class FakeClock:

@@ -193,7 +193,7 @@ def test_process_restart_keeps_accounts_and_sigterm_exits_0(node_process) -> Non
 
     node = node_process()
     token = asyncio.run(register(node.url))
-    status, body = http_get(node.port, "/healthz")
+    status, _ = http_get(node.port, "/healthz")
     assert status == 200
     assert node.stop(signal.SIGTERM) == 0
     node2 = node_process()

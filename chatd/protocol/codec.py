@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import msgpack
 
@@ -51,7 +51,7 @@ def _check_depth(obj: object, depth: int) -> None:
 
 
 class MsgpackCodec:
-    name: Literal["msgpack"] = "msgpack"
+    name = "msgpack"
     subprotocol = SUBPROTOCOL_MSGPACK
     binary = True
 
@@ -74,7 +74,7 @@ class MsgpackCodec:
 
 
 class JsonCodec:
-    name: Literal["json"] = "json"
+    name = "json"
     subprotocol = SUBPROTOCOL_JSON
     binary = False
 

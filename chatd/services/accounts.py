@@ -31,7 +31,7 @@ from chatd.services.limits import WindowLimiter
 from chatd.services.phones import mask_phone, normalize_phone
 from chatd.services.sms import SmsError, SmsProvider
 from chatd.services.text import TextGate
-from chatd.store import DuplicateError, SessionRow, Store, User, UserId
+from chatd.store import ConvId, DuplicateError, SessionRow, Store, User, UserId
 
 __all__ = ["AccountService", "LoginResult", "hash_token"]
 
@@ -145,7 +145,7 @@ class AccountService:
         user = User(UserId(uuid.uuid4().hex), phone, pw_hash, birthdate.isoformat(), gender,
                     nickname, "", "user", self._now(), interests)
         try:
-            await self.store.create_user(user, [group_conv_id(t) for t in interests])
+            await self.store.create_user(user, [ConvId(group_conv_id(t)) for t in interests])
         except DuplicateError:
             raise Conflict("this phone is registered already; log in instead") from None
         log.info("registered user %s", user.id)
@@ -258,7 +258,7 @@ class AccountService:
                 raise BadRequest(f"bio is at most {MAX_BIO} characters", field="bio")
             bio = self.text.publishable(bio)
         interests = self._interests(args["interests"]) if "interests" in args else None
-        groups = [group_conv_id(t) for t in interests] if interests is not None else None
+        groups = [ConvId(group_conv_id(t)) for t in interests] if interests is not None else None
         return await self.store.update_profile(user_id, nickname, bio, interests, groups)
 
     def _interests(self, raw: list[str]) -> tuple[str, ...]:

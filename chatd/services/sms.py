@@ -51,7 +51,7 @@ class WebhookSmsProvider:
                                          headers={"Content-Type": "application/json"})
 
         def post() -> int:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                 return int(resp.status)
 
         try:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from filters import LiveFilter
-
 from chatd.errors import Filtered
+from filters import LiveFilter
 
 __all__ = ["Checked", "TextGate"]
 
