@@ -14,9 +14,11 @@ DEFAULT = WordFilter.from_paths(default_wordlists_path())
 
 # Characters the filter skips between CJK characters (docs/filters.md).
 NOISE = st.sampled_from(
-    list(" *_-~/\\|,，、:：'\"“”()（）[]【】<>@#$%^&+=`\t\u3000")
-    + ["\u200b", "\u200c", "\u200d", "\ufeff", "\u2060", "\u00ad", "😀", "🔥", "❤", "️", "★"]
-    + list("abcXYZ019")
+    [
+        *" *_-~/\\|,，、:：'\"“”()（）[]【】<>@#$%^&+=`\t\u3000",
+        *["\u200b", "\u200c", "\u200d", "\ufeff", "\u2060", "\u00ad", "😀", "🔥", "❤", "️"],
+        *"★abcXYZ019",
+    ]
 )
 
 
