@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NewType
 
 __all__ = [
@@ -212,7 +212,7 @@ class MatchConfig:
 
 @dataclass(frozen=True)
 class Pair:
-    """A match decision. ``a`` is the longer-waiting side in ``pair_all`` results.
+    """A match decision. In ``pair_all`` results ``a`` is the longer-waiting side.
 
     ``shared`` is the sorted tuple of shared tag ids (empty for a random pair).
     """
@@ -332,22 +332,13 @@ class MatchPolicy:
         """
         if not self.allowed(x, y):
             return None
-        return self._finish(x, y, x.tags & y.tags, now, met_recently, weights)
-
-    def _finish(
-        self,
-        x: Seeker,
-        y: Seeker,
-        shared: frozenset[str],
-        now: float,
-        met_recently: MetRecently,
-        weights: Mapping[str, float] | None,
-    ) -> Pair | None:
+        shared = x.tags & y.tags
         score = _score(shared, weights)
         level = self.level_of(len(shared), score)
         need = max(
             _STRICTNESS[self.required_level(x, now)], _STRICTNESS[self.required_level(y, now)]
         )
+        # History last: it is the caller's lookup and possibly the costliest check.
         if _STRICTNESS[level] < need or _met(met_recently, x.user_id, y.user_id):
             return None
         return Pair(x.user_id, y.user_id, tuple(sorted(shared)), score, level)
@@ -365,10 +356,10 @@ class MatchPolicy:
 
         Seekers are visited longest-waiting first (ties by user id); each unpaired one
         takes its best acceptable partner: highest level, then highest score, then
-        longest-waiting. Every returned pair is one ``compatible`` would return (with
-        the same ``weights``). Deterministic for a given input, whatever the hash seed.
-        ``weights`` defaults to ``tag_weights(waiting)``. Raises ``ValueError`` on
-        duplicate user ids.
+        longest-waiting. For every returned pair ``p``, ``compatible(p.a, p.b, ...)``
+        with the same ``weights`` returns ``p``; ``a`` is the longer waiter.
+        Deterministic for a given input, whatever the hash seed. ``weights`` defaults
+        to ``tag_weights(waiting)``. Raises ``ValueError`` on duplicate user ids.
 
         Candidates come from inverted indexes, so work is roughly
         ``n * keys * candidate_limit`` rather than ``n**2``:
@@ -380,9 +371,12 @@ class MatchPolicy:
            ``random_scan_limit`` random-eligible users, in wait order.
 
         Each index key contributes at most ``candidate_limit`` live users (the
-        longest-waiting), so a better partner deep in a popular list can be missed:
-        that cap is the price of bounded work. Pair indexing uses a user's
-        ``PAIR_INDEX_TAGS`` rarest tags; the service should cap tags per user anyway.
+        longest-waiting; users the seeker's or their own prefs rule out still count),
+        so a better partner deep in a popular list can be missed, and a seeker may be
+        left for a later seeker to find: the price of bounded work. Pair indexing uses
+        a user's ``PAIR_INDEX_TAGS`` rarest tags (quadratic in tags per user); the
+        service should cap tags per user anyway. With no caps hit, the result is
+        maximal: no two users left unpaired are compatible.
         """
         cfg = self.config
         order = sorted(waiting, key=lambda s: (s.since, s.user_id))
@@ -480,6 +474,8 @@ class MatchPolicy:
                             break
                     j = next_live(j + 1)
             if best is not None:
+                if best_j < i:  # capped lists can make a later seeker find an earlier one
+                    best = replace(best, a=best.b, b=best.a)
                 paired[i] = paired[best_j] = 1
                 nxt[i], nxt[best_j] = i + 1, best_j + 1
                 pairs.append(best)
