@@ -6,6 +6,7 @@ raises :class:`~chatd.errors.ChatError`. Nothing here imports ``websockets``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -17,17 +18,20 @@ from typing import Any
 from chatd.broker import Broker, MemoryBroker
 from chatd.catalog import Catalog
 from chatd.config import Config
+from chatd.datadir import DataDirClaim
 from chatd.errors import CLOSE_REVOKED, BadRequest, ChatError, Forbidden
 from chatd.hub import Conn, Hub
+from chatd.matching import MatchConfig
 from chatd.metrics import Metrics
 from chatd.node import Node
+from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import Request
 from chatd.services.accounts import AccountService, LoginResult
 from chatd.services.chat import ChatService
-from chatd.services.matching import MatchService
+from chatd.services.matching import MatchQueue, MatchService, MemoryMatchQueue
 from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
 from chatd.services.text import TextGate
-from chatd.store import SQLiteStore, Store, UserId
+from chatd.store import ConvId, SQLiteStore, Store, UserId
 from filters import LiveFilter, WordFilter, default_wordlists_path
 
 __all__ = ["App"]
@@ -48,12 +52,18 @@ class App:
         self.text = TextGate(self.live_filter)
         self.sms = make_sms_provider(config)
         self.hub = Hub()
-        self.broker: Broker = MemoryBroker()
-        self.node = Node(self.hub, self.broker, config.key_prefix)
+        self.broker, presence, queue = make_backends(config, self.node_id)
+        self.node = Node(self.hub, self.broker, config.key_prefix, presence, self._catch_up)
+        self.data_dir = DataDirClaim(config.data_dir, shared=not self.broker.local_only) \
+            if config.store == "sqlite" else None
         self.accounts = AccountService(config, self.store, self.sms, self.catalog, self.text,
                                        read_secret(config.data_dir))
         self.chat = ChatService(config, self.store, self.node, self.text)
-        self.matching = MatchService(config, self.store, self.node)
+        self.matching = MatchService(MatchConfig(
+            any_shared_after=config.match_any_shared_after,
+            random_after=config.match_random_after,
+            recent_pair_hours=config.match_recent_pair_hours), self.store, self.node, queue)
+        self._stamp: asyncio.Task[None] | None = None
         self.draining = False
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
@@ -75,11 +85,15 @@ class App:
             "conv.leave": self._conv_leave,
             "read": self._read,
             "typing": self._typing,
+            "presence": self._presence,
             "block": self._block,
             "unblock": self._unblock,
         }
 
     async def start(self) -> None:
+        if self.data_dir is not None:
+            self.data_dir.acquire()
+            self._stamp = asyncio.create_task(self._stamp_forever(), name="chatd-datadir")
         await self.store.open()
         await self.node.start()
         await self.matching.start()
@@ -91,6 +105,19 @@ class App:
         await self.matching.close()
         await self.node.close()
         await self.store.close()
+        if self._stamp is not None:
+            self._stamp.cancel()
+        if self.data_dir is not None:
+            self.data_dir.release()
+
+    async def _stamp_forever(self) -> None:
+        assert self.data_dir is not None
+        while True:
+            await asyncio.sleep(10)
+            await asyncio.to_thread(self.data_dir.touch)
+
+    async def _catch_up(self, conv: ConvId, after: int) -> list[dict[str, Any]]:
+        return [m.wire() for m in await self.store.history(conv, after, 500)]
 
     async def handle(self, conn: Conn, request: Request) -> dict[str, Any] | None:
         return await self._handlers[request.op](conn, request)
@@ -99,7 +126,7 @@ class App:
         await self.node.detach(conn)
         # Disconnecting leaves the match queue once the user's last session here is gone.
         if conn.user_id is not None and not self.hub.online(conn.user_id):
-            self.matching.cancel(conn.user_id)
+            await self.matching.cancel(conn.user_id)
 
     # --- accounts ------------------------------------------------------------------------
 
@@ -137,7 +164,7 @@ class App:
     async def _logged_in(self, conn: Conn, result: LoginResult,
                          with_token: bool) -> dict[str, Any]:
         user = result.user
-        convs = [c.id for c in await self.store.user_convs(user.id)]
+        convs = {c.id: c.last_seq for c in await self.store.user_convs(user.id)}
         blocked = await self.store.blocked_by(user.id)
         conn.token_hash = result.token_hash
         await self.node.attach(conn, user.id, convs, blocked)
@@ -184,7 +211,7 @@ class App:
         return {"queued": True}
 
     async def _match_cancel(self, conn: Conn, req: Request) -> None:
-        self.matching.cancel(_uid(conn))
+        await self.matching.cancel(_uid(conn))
 
     async def _msg_send(self, conn: Conn, req: Request) -> dict[str, Any]:
         return await self.chat.send(_uid(conn), req.args["conv"], req.args["body"],
@@ -206,6 +233,13 @@ class App:
 
     async def _typing(self, conn: Conn, req: Request) -> None:
         await self.chat.typing(_uid(conn), req.args["conv"], origin=conn.cid)
+
+    async def _presence(self, conn: Conn, req: Request) -> dict[str, Any]:
+        users = [UserId(u) for u in req.args["users"]]
+        if len(users) > 100:
+            raise BadRequest("ask about at most 100 users", field="users")
+        online = await self.node.presence.online(users)
+        return {"online": {u: online[u] for u in users}}
 
     async def _block(self, conn: Conn, req: Request) -> None:
         await self.chat.block(_uid(conn), UserId(req.args["user"]))
@@ -229,6 +263,18 @@ def _self_view(user: Any) -> dict[str, Any]:
     view: dict[str, Any] = user.public()
     view.update(phone=user.phone, birthdate=user.birthdate, role=user.role)
     return view
+
+
+def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, MatchQueue]:
+    """The broker, presence and match queue the config names (uvicorn-style by name)."""
+    if config.broker == "redis":
+        from chatd.broker.redis import RedisBroker
+        from chatd.matching.redis import RedisMatchQueue
+        from chatd.presence.redis import RedisPresence
+        return (RedisBroker(config.redis_url, config.key_prefix),
+                RedisPresence(config.redis_url, node_id, config.key_prefix),
+                RedisMatchQueue(config.redis_url, node_id, config.key_prefix))
+    return MemoryBroker(), MemoryPresence(), MemoryMatchQueue()
 
 
 def load_filter(config: Config) -> WordFilter:

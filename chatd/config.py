@@ -146,9 +146,10 @@ def _validate(c: Config) -> None:
         choice = getattr(c, f.name)
         if f.name in ("profile", "sms_provider", "broker", "store") and choice not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
-    # The scale-out backends are named in the schema so configs stay stable, but not built yet.
-    if c.broker != "memory":
-        raise bad("broker", f"{c.broker!r} is not available in this version; use \"memory\"")
+    if c.broker == "redis" and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise bad("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    if not c.key_prefix or any(ch.isspace() for ch in c.key_prefix):
+        raise bad("key_prefix", "must be a non-empty prefix without spaces")
     if c.store != "sqlite":
         raise bad("store", f"{c.store!r} is not available in this version; use \"sqlite\"")
     if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):

@@ -3,23 +3,34 @@
 Every event crosses the broker once per conversation or user, never once per recipient;
 the receiving node encodes it once per codec and writes the same bytes to every local
 recipient (centrifuge's prepared-message lesson). Channels are per conversation and per user,
-subscribed while this node has a local member, so no node decodes traffic it does not need.
+subscribed while this node has a local member and dropped ``linger`` seconds after the last
+one leaves, so no node decodes traffic it does not need and a flapping client costs nothing.
+
+Delivery to online sessions is at least once: when the broker is unreachable, events are
+delivered locally at once; after the broker reconnects, every local conversation is caught
+up from the store past the last ``seq`` this node delivered. A ``msg`` whose seq this node
+delivered already is dropped, so a session sees each message once in the common case. Two
+messages of one conversation may arrive out of seq order (two senders, two publishes in
+flight): clients order by ``seq`` and ask ``history`` when a gap stays open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import msgpack
 
-from chatd.broker import Broker
+from chatd.broker import Broker, BrokerUnavailable
 from chatd.errors import CLOSE_REVOKED
 from chatd.hub import Conn, Hub
+from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import Frame
 from chatd.store import ConvId, UserId
 
-__all__ = ["Node"]
+__all__ = ["CatchUp", "Node"]
 
 log = logging.getLogger("chatd.node")
 
@@ -31,18 +42,62 @@ _LEAVE: Final = "l"  # the user left a conversation
 _REVOKE: Final = "r"  # end sessions: all of the user's, or those with the given token hashes
 _BLOCKS: Final = "b"  # the user's block list changed
 
+#: Reads the stored ``msg`` events of a conversation after a seq (the store's history).
+CatchUp = Callable[[ConvId, int], Awaitable[list[dict[str, Any]]]]
+
+
+class SeqWindow:
+    """The seqs of one conversation this node delivered: all up to ``contiguous``, plus
+    ``ahead`` (delivered past a gap). Bounded: a gap older than ``limit`` seqs is given up."""
+
+    __slots__ = ("ahead", "contiguous")
+    limit: Final = 1024
+
+    def __init__(self, contiguous: int) -> None:
+        self.contiguous = contiguous
+        self.ahead: set[int] = set()
+
+    def first_time(self, seq: int) -> bool:
+        """Record ``seq``; False when it was delivered before."""
+        if seq <= self.contiguous or seq in self.ahead:
+            return False
+        self.ahead.add(seq)
+        while self.contiguous + 1 in self.ahead:
+            self.contiguous += 1
+            self.ahead.remove(self.contiguous)
+        if len(self.ahead) > self.limit:
+            self.contiguous = min(self.ahead)
+            self.ahead = {s for s in self.ahead if s > self.contiguous}
+        return True
+
 
 class Node:
-    def __init__(self, hub: Hub, broker: Broker, prefix: str = "chatd:") -> None:
+    def __init__(self, hub: Hub, broker: Broker, prefix: str = "chatd:",
+                 presence: Presence | None = None, catch_up: CatchUp | None = None,
+                 linger: float = 2.0) -> None:
         self.hub = hub
         self.broker = broker
         self.prefix = prefix
+        self.presence: Presence = presence or MemoryPresence()
+        self._catch_up = catch_up
+        self.linger = linger
         self.delivered = 0  # frames queued to local connections
+        self.local_fallbacks = 0  # events delivered locally because the broker was down
+        self._seqs: dict[ConvId, SeqWindow] = {}
+        self._dissolving: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        await self.broker.start(self._on_payload)
+        await self.presence.start()
+        await self.broker.start(self._on_payload, self._on_reconnect)
 
     async def close(self) -> None:
+        for handle in self._dissolving.values():
+            handle.cancel()
+        self._dissolving.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.presence.close()
         await self.broker.close()
 
     def _conv_channel(self, conv: ConvId) -> str:
@@ -51,23 +106,55 @@ class Node:
     def _user_channel(self, user_id: UserId) -> str:
         return f"{self.prefix}u:{user_id}"
 
+    # --- subscriptions -------------------------------------------------------------------
+
+    async def _subscribe(self, channel: str) -> None:
+        handle = self._dissolving.pop(channel, None)
+        if handle is not None:
+            handle.cancel()
+        await self.broker.subscribe(channel)
+
+    def _unsubscribe_later(self, channel: str, still_needed: Callable[[], bool]) -> None:
+        """Drop the channel ``linger`` seconds from now unless a member came back."""
+        if channel in self._dissolving:
+            return
+
+        def fire() -> None:
+            self._dissolving.pop(channel, None)
+            if not still_needed():
+                task = asyncio.ensure_future(self.broker.unsubscribe(channel))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        self._dissolving[channel] = asyncio.get_running_loop().call_later(self.linger, fire)
+
     # --- local sessions ------------------------------------------------------------------
 
-    async def attach(self, conn: Conn, user_id: UserId, convs: list[ConvId],
+    async def attach(self, conn: Conn, user_id: UserId, convs: dict[ConvId, int],
                      blocked: set[UserId]) -> None:
+        """``convs`` maps each conversation of the user to its last stored seq."""
         conn.user_id = user_id
+        for conv, last_seq in convs.items():
+            if conv not in self._seqs:
+                self._seqs[conv] = SeqWindow(last_seq)
         if self.hub.add(conn, user_id, convs, blocked):
-            await self.broker.subscribe(self._user_channel(user_id))
+            await self._subscribe(self._user_channel(user_id))
             for conv in convs:
-                await self.broker.subscribe(self._conv_channel(conv))
+                await self._subscribe(self._conv_channel(conv))
+            await self.presence.add(user_id)
 
     async def detach(self, conn: Conn) -> None:
         user_id = conn.user_id
-        emptied = self.hub.remove(conn)
-        for conv in emptied:
-            await self.broker.unsubscribe(self._conv_channel(conv))
+        for conv in self.hub.remove(conn):
+            self._conv_gone(conv)
         if user_id is not None and not self.hub.online(user_id):
-            await self.broker.unsubscribe(self._user_channel(user_id))
+            self._unsubscribe_later(self._user_channel(user_id),
+                                    lambda: self.hub.online(user_id))
+            await self.presence.remove(user_id)
+
+    def _conv_gone(self, conv: ConvId) -> None:
+        self._seqs.pop(conv, None)
+        self._unsubscribe_later(self._conv_channel(conv), lambda: self.hub.has_conv(conv))
 
     # --- publishing ----------------------------------------------------------------------
 
@@ -91,13 +178,17 @@ class Node:
 
     async def revoke(self, user_id: UserId, token_hashes: list[bytes] | None = None) -> None:
         """End the user's sessions on every node (all of them when no hashes are given)."""
-        await self._publish(self._user_channel(user_id), _REVOKE, user_id, None,
-                            token_hashes)
+        await self._publish(self._user_channel(user_id), _REVOKE, user_id, None, token_hashes)
 
     async def _publish(self, channel: str, kind: str, target: str, sender: Any,
                        body: Any) -> None:
         payload = msgpack.packb((kind, target, sender, body), use_bin_type=True)
-        await self.broker.publish(channel, payload)
+        try:
+            await self.broker.publish(channel, payload)
+        except BrokerUnavailable:
+            # Local users keep being served; other nodes catch up after the reconnect.
+            self.local_fallbacks += 1
+            await self._on_payload(channel, payload)
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -109,16 +200,15 @@ class Node:
             return
         if kind == _CONV:
             sender_id, skip = sender
-            self._fan_out((c for c in self.hub.recipients(ConvId(target), sender_id)
-                           if c.cid != skip), body)
+            self._deliver_conv(ConvId(target), body, sender_id, skip)
         elif kind == _USER:
             self._fan_out(self.hub.conns_of(UserId(target)), body)
         elif kind == _JOIN:
             if self.hub.join(UserId(target), ConvId(body)):
-                await self.broker.subscribe(self._conv_channel(ConvId(body)))
+                await self._subscribe(self._conv_channel(ConvId(body)))
         elif kind == _LEAVE:
             if self.hub.leave(UserId(target), ConvId(body)):
-                await self.broker.unsubscribe(self._conv_channel(ConvId(body)))
+                self._conv_gone(ConvId(body))
         elif kind == _BLOCKS:
             self.hub.set_blocked(UserId(target), (UserId(u) for u in body))
         elif kind == _REVOKE:
@@ -127,7 +217,19 @@ class Node:
                 if hashes is None or conn.token_hash in hashes:
                     conn.close_soon(CLOSE_REVOKED, "session ended")
 
-    def _fan_out(self, conns: Any, event: dict[str, Any]) -> None:
+    def _deliver_conv(self, conv: ConvId, event: dict[str, Any], sender: UserId | None,
+                      skip: str | None) -> None:
+        if not self.hub.has_conv(conv):
+            return
+        if event.get("t") == "msg":
+            window = self._seqs.get(conv)
+            if window is None:
+                window = self._seqs[conv] = SeqWindow(int(event["seq"]) - 1)
+            if not window.first_time(int(event["seq"])):
+                return  # delivered already (a catch-up overtook the broker)
+        self._fan_out((c for c in self.hub.recipients(conv, sender) if c.cid != skip), event)
+
+    def _fan_out(self, conns: Iterable[Conn], event: dict[str, Any]) -> None:
         frames: dict[str, Frame] = {}
         for conn in list(conns):
             frame = frames.get(conn.codec.name)
@@ -135,3 +237,17 @@ class Node:
                 frame = frames[conn.codec.name] = conn.codec.encode(event)
             conn.enqueue(frame)
             self.delivered += 1
+
+    async def _on_reconnect(self) -> None:
+        """The broker was away: deliver what local members missed, from the store."""
+        if self._catch_up is None:
+            return
+        for conv, window in list(self._seqs.items()):
+            try:
+                missed = await self._catch_up(conv, window.contiguous)
+            except Exception:
+                log.exception("catch-up of %s failed", conv)
+                continue
+            for event in missed:
+                self._deliver_conv(conv, event, UserId(event["from"]), None)
+        log.info("caught up %d conversations after the broker reconnected", len(self._seqs))

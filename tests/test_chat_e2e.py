@@ -65,14 +65,14 @@ async def test_cancel_and_disconnect_leave_the_queue(server: ChatServer) -> None
     await a.call("match.start")
     await a.call("match.cancel")
     await a.call("match.cancel")  # idempotent
-    assert a.user["id"] not in server.app.matching.waiting  # type: ignore[index]
+    assert a.user["id"] not in server.app.matching.queue.waiting  # type: ignore[index]
     await a.call("match.start")
     await a.close()
     for _ in range(50):
-        if a.user["id"] not in server.app.matching.waiting:  # type: ignore[index]
+        if a.user["id"] not in server.app.matching.queue.waiting:  # type: ignore[index]
             break
         await asyncio.sleep(0.02)
-    assert a.user["id"] not in server.app.matching.waiting  # type: ignore[index]
+    assert a.user["id"] not in server.app.matching.queue.waiting  # type: ignore[index]
 
 
 async def test_blocked_users_never_match(server: ChatServer) -> None:
@@ -84,7 +84,7 @@ async def test_blocked_users_never_match(server: ChatServer) -> None:
     await b.call("match.start")
     await asyncio.sleep(2.6)  # past the random widening too
     assert a.events.empty() and b.events.empty()
-    assert len(server.app.matching.waiting) == 2
+    assert len(server.app.matching.queue.waiting) == 2
     for c in (a, b):
         await c.close()
 

@@ -1,8 +1,12 @@
-"""The broker carries events between nodes. This module holds the contract and the memory one.
+"""The broker carries events between nodes: the contract, and the memory one (one node alone).
 
 Contract: ``publish`` delivers the payload AT MOST ONCE to every node subscribed to the channel
 at that moment, in publish order per channel from one publisher; nothing is stored. Durable
-history plus the per-conversation ``seq`` make any gap recoverable (clients ask ``history``).
+history plus the per-conversation ``seq`` make any gap recoverable: after a broker outage
+the node calls the ``on_reconnect`` hook so it can catch up from the store.
+``publish`` raises :class:`BrokerUnavailable` when it cannot reach the broker; the node then
+delivers locally, so one node keeps serving its own users.
+The Redis implementation is in :mod:`chatd.broker.redis`.
 """
 
 from __future__ import annotations
@@ -10,13 +14,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["Broker", "Handler", "MemoryBroker"]
+__all__ = ["Broker", "BrokerUnavailable", "Handler", "MemoryBroker", "ReconnectHook"]
 
 Handler = Callable[[str, bytes], Awaitable[None] | None]
+ReconnectHook = Callable[[], Awaitable[None]]
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached right now."""
 
 
 class Broker(Protocol):
-    async def start(self, handler: Handler) -> None: ...
+    #: True when a publish reaches only this node (no other node can exist).
+    local_only: bool
+
+    async def start(self, handler: Handler, on_reconnect: ReconnectHook | None = None) -> None: ...
     async def close(self) -> None: ...
     async def subscribe(self, channel: str) -> None: ...
     async def unsubscribe(self, channel: str) -> None: ...
@@ -29,11 +41,13 @@ class Broker(Protocol):
 class MemoryBroker:
     """One node alone: a publish is handed straight back to this node's handler."""
 
+    local_only = True
+
     def __init__(self) -> None:
         self._handler: Handler | None = None
         self._channels: set[str] = set()
 
-    async def start(self, handler: Handler) -> None:
+    async def start(self, handler: Handler, on_reconnect: ReconnectHook | None = None) -> None:
         self._handler = handler
 
     async def close(self) -> None:

@@ -71,6 +71,7 @@ OPS: Final[dict[str, OpSpec]] = {
     "conv.leave": OpSpec({"conv": S}),
     "read": OpSpec({"conv": S, "seq": Field(int)}),
     "typing": OpSpec({"conv": S}),
+    "presence": OpSpec({"users": Field(list, items=str)}),
     "block": OpSpec({"user": S}),
     "unblock": OpSpec({"user": S}),
 }

@@ -45,6 +45,8 @@ MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 128
 MAX_NICKNAME: Final = 20
 MAX_BIO: Final = 200
+# The matcher indexes pairs of tags: keep the per-user count small.
+MAX_INTERESTS: Final = 10
 
 
 def hash_token(token: str) -> bytes:
@@ -262,8 +264,8 @@ class AccountService:
         return await self.store.update_profile(user_id, nickname, bio, interests, groups)
 
     def _interests(self, raw: list[str]) -> tuple[str, ...]:
-        if not raw:
-            raise BadRequest("choose at least one interest", field="interests")
+        if not 1 <= len(raw) <= MAX_INTERESTS:
+            raise BadRequest(f"choose 1 to {MAX_INTERESTS} interests", field="interests")
         try:
             return self.catalog.validate(raw)
         except ValueError as exc:

@@ -1,8 +1,10 @@
-"""The single-node match queue around the pure :class:`~chatd.matching.MatchPolicy`.
+"""The match queue service around the pure :class:`~chatd.matching.MatchPolicy`.
 
-Waiting users live in memory; a ticker asks the policy for pairs (and once more right after
-each new arrival). A pair becomes a 1:1 conversation and both sides get ``match.found``.
-The Redis-backed queue of the scale-out work replaces this class behind the same methods.
+Where waiting users live is a :class:`MatchQueue`: in memory for one node, or in Redis
+(:mod:`chatd.matching.redis`) for several, where one node at a time holds the matcher lease.
+The service asks the policy for pairs on a ticker (and at once after each arrival), claims
+each pair atomically from the queue (nobody is matched twice), and turns it into a 1:1
+conversation; both sides get ``match.found``.
 """
 
 from __future__ import annotations
@@ -14,32 +16,75 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden
-from chatd.matching import MatchConfig, MatchPolicy, Pair, Prefs, RecentPairs, Seeker
+from chatd.matching import MatchConfig, MatchPolicy, Pair, Prefs, Seeker
 from chatd.matching import UserId as MatchUserId
 from chatd.node import Node
 from chatd.store import ConvId, Store, UserId
 
-__all__ = ["MatchService"]
+__all__ = ["MatchQueue", "MatchService", "MemoryMatchQueue"]
 
 log = logging.getLogger("chatd.matching")
 
 
-class MatchService:
-    def __init__(self, config: Config, store: Store, node: Node,
-                 clock: Callable[[], float] = time.monotonic, tick: float = 0.25) -> None:
-        self.store = store
-        self.node = node
-        self.policy = MatchPolicy(MatchConfig(
-            any_shared_after=config.match_any_shared_after,
-            random_after=config.match_random_after,
-            recent_pair_hours=config.match_recent_pair_hours))
-        self.recent = RecentPairs(config.match_recent_pair_hours * 3600)
+class MatchQueue(Protocol):
+    """Waiting users. ``now`` is the clock ``Seeker.since`` is measured on."""
+
+    def now(self) -> float: ...
+    async def get(self, user_id: UserId) -> Seeker | None: ...
+    async def put(self, seeker: Seeker) -> None: ...
+    async def remove(self, user_id: UserId) -> None: ...
+    async def lead(self) -> bool: ...
+    async def snapshot(self) -> list[Seeker]: ...
+    async def claim(self, a: UserId, b: UserId) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class MemoryMatchQueue:
+    """One node: a dict, on the monotonic clock (wall-clock jumps do not widen anyone)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.waiting: dict[UserId, Seeker] = {}
         self._clock = clock
+
+    def now(self) -> float:
+        return self._clock()
+
+    async def get(self, user_id: UserId) -> Seeker | None:
+        return self.waiting.get(user_id)
+
+    async def put(self, seeker: Seeker) -> None:
+        self.waiting[UserId(seeker.user_id)] = seeker
+
+    async def remove(self, user_id: UserId) -> None:
+        self.waiting.pop(user_id, None)
+
+    async def lead(self) -> bool:
+        return True
+
+    async def snapshot(self) -> list[Seeker]:
+        return list(self.waiting.values())
+
+    async def claim(self, a: UserId, b: UserId) -> bool:
+        if a not in self.waiting or b not in self.waiting:
+            return False
+        del self.waiting[a], self.waiting[b]
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+class MatchService:
+    def __init__(self, policy: MatchConfig, store: Store, node: Node, queue: MatchQueue,
+                 tick: float = 0.25) -> None:
+        self.store = store
+        self.node = node
+        self.queue = queue
+        self.policy = MatchPolicy(policy)
+        self._recent_ms = int(policy.recent_pair_hours * 3_600_000)
         self._tick = tick
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -54,28 +99,29 @@ class MatchService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.queue.close()
 
     async def start_waiting(self, user_id: UserId, prefs_raw: Any) -> None:
         try:
-            prefs = Prefs.from_wire(prefs_raw) if prefs_raw is not None else Prefs()
+            prefs = Prefs.from_wire(prefs_raw)
         except ValueError as exc:
             raise BadRequest(str(exc), field="prefs") from None
         user = await self.store.get_user(user_id)
         if user is None:
             raise Forbidden("this account no longer exists")
         blocked = await self.store.blocked_by(user_id) | await self.store.blocks_of(user_id)
-        previous = self.waiting.get(user_id)
-        self.waiting[user_id] = Seeker(
+        previous = await self.queue.get(user_id)
+        await self.queue.put(Seeker(
             user_id=MatchUserId(user_id), tags=frozenset(user.interests), gender=user.gender,
             age=_age(user.birthdate), prefs=prefs,
             # Asking again keeps the place in the queue (and the widening earned so far).
-            since=previous.since if previous else self._clock(),
-            blocked=frozenset(MatchUserId(u) for u in blocked))
+            since=previous.since if previous else self.queue.now(),
+            blocked=frozenset(MatchUserId(u) for u in blocked)))
         self._wake.set()
 
-    def cancel(self, user_id: UserId) -> None:
+    async def cancel(self, user_id: UserId) -> None:
         """Idempotent: leave the queue if waiting."""
-        self.waiting.pop(user_id, None)
+        await self.queue.remove(user_id)
 
     async def _run(self) -> None:
         while True:
@@ -84,23 +130,31 @@ class MatchService:
             self._wake.clear()
             try:
                 await self.match_now()
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("matching round failed")
 
     async def match_now(self) -> list[Pair]:
-        if len(self.waiting) < 2:
+        if not await self.queue.lead():
             return []
-        now = self._clock()
-        self.recent.prune(now)
-        pairs = self.policy.pair_all(list(self.waiting.values()), now,
-                                     self.recent.predicate(now))
+        waiting = await self.queue.snapshot()
+        if len(waiting) < 2:
+            return []
+        since = int(time.time() * 1000) - self._recent_ms
+        recent = {(str(a), str(b)) for a, b in
+                  await self.store.recent_pairs([UserId(s.user_id) for s in waiting], since)}
+        # The policy is pure and can take half a second for 10k arrivals: off the loop.
+        pairs = await asyncio.to_thread(
+            self.policy.pair_all, waiting, self.queue.now(),
+            lambda a, b: (a, b) in recent or (b, a) in recent)
+        made = []
         for pair in pairs:
             a, b = UserId(pair.a), UserId(pair.b)
-            self.waiting.pop(a, None)
-            self.waiting.pop(b, None)
-            self.recent.record(pair.a, pair.b, now)
-            await self._create(a, b, pair)
-        return pairs
+            if await self.queue.claim(a, b):
+                await self._create(a, b, pair)
+                made.append(pair)
+        return made
 
     async def _create(self, a: UserId, b: UserId, pair: Pair) -> None:
         conv = ConvId("d:" + uuid.uuid4().hex)
@@ -123,3 +177,5 @@ def _age(birthdate: str) -> int | None:
         return None
     today = dt.date.today()
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+

@@ -378,6 +378,25 @@ class SQLiteStore:
             "SELECT 1 FROM conversations WHERE pair=? AND created_at>=? LIMIT 1",
             (pair, since)).fetchone() is not None)
 
+    async def recent_pairs(self, users: Sequence[UserId],
+                           since: int) -> set[tuple[UserId, UserId]]:
+        """Pairs (a, b) among ``users`` or with them who got a 1:1 conversation since then."""
+        def job(c: sqlite3.Connection) -> set[tuple[UserId, UserId]]:
+            found: set[tuple[UserId, UserId]] = set()
+            ids = list(users)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = c.execute(
+                    "SELECT cv.pair FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
+                    f" WHERE m.user_id IN ({marks}) AND cv.kind='direct' AND cv.created_at>=?",
+                    (*chunk, since)).fetchall()
+                for (pair,) in rows:
+                    a, b = pair.split("|")
+                    found.add((UserId(a), UserId(b)))
+            return found
+        return await self._run(job)
+
     # --- blocks --------------------------------------------------------------------------
 
     async def block(self, blocker: UserId, blocked: UserId, now: int) -> None:

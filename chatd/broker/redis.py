@@ -1,0 +1,156 @@
+"""Redis pub/sub broker (``redis.asyncio`` with hiredis).
+
+One reader task owns one pub/sub connection (redis-py's PubSub; centrifuge's ``runForever``):
+the wanted channel set is kept here, so after any disconnect the reader reconnects with
+exponential back-off, subscribes the whole set again, and calls the node's ``on_reconnect``
+hook to catch up from the store what was published meanwhile. ``CancelledError`` always
+propagates. Publishing uses a separate connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chatd.broker import BrokerUnavailable, Handler, ReconnectHook
+
+__all__ = ["RedisBroker"]
+
+log = logging.getLogger("chatd.broker")
+
+
+class RedisBroker:
+    local_only = False
+
+    def __init__(self, url: str, prefix: str = "chatd:", max_backoff: float = 2.0) -> None:
+        self.url = url
+        # A channel the reader always holds, so its connection exists with no other channel.
+        self._reader_channel = f"{prefix}reader"
+        self.max_backoff = max_backoff
+        self._pub = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._channels: set[str] = set()
+        self._pubsub: Any = None
+        self._handler: Handler | None = None
+        self._on_reconnect: ReconnectHook | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._healthy = False
+        self._connected = asyncio.Event()
+        self.reconnects = 0
+        self.published = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    async def start(self, handler: Handler, on_reconnect: ReconnectHook | None = None) -> None:
+        self._handler = handler
+        self._on_reconnect = on_reconnect
+        self._reader = asyncio.create_task(self._run(), name="chatd-redis-reader")
+        # Give the first connection a moment so a healthy start is reported healthy.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 3.0)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        await self._pub.aclose()
+
+    async def subscribe(self, channel: str) -> None:
+        if channel in self._channels:
+            return
+        self._channels.add(channel)
+        await self._send("subscribe", channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if channel not in self._channels:
+            return
+        self._channels.discard(channel)
+        await self._send("unsubscribe", channel)
+
+    async def _send(self, command: str, channel: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None or not self._healthy:
+            return  # the reader subscribes the whole set when it reconnects
+        try:
+            await getattr(pubsub, command)(channel)
+        except (RedisError, OSError) as exc:
+            log.warning("redis %s failed (%s); the reader will resubscribe", command,
+                        type(exc).__name__)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        try:
+            await self._pub.publish(channel, payload)
+        except (RedisError, OSError) as exc:
+            self._healthy = False
+            raise BrokerUnavailable(f"redis publish failed: {type(exc).__name__}") from None
+        self.published += 1
+
+    # --- the reader ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        first = True
+        while True:
+            pubsub = aioredis.Redis.from_url(
+                self.url, socket_connect_timeout=2, health_check_interval=5).pubsub(
+                ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._reader_channel)
+                if self._channels:
+                    await pubsub.subscribe(*self._channels)
+                self._pubsub = pubsub
+                self._healthy = True
+                self._connected.set()
+                if not first:
+                    self.reconnects += 1
+                    log.warning("redis pub/sub reconnected; %d channels resubscribed",
+                                len(self._channels))
+                    if self._on_reconnect is not None:
+                        await self._on_reconnect()
+                first = False
+                backoff = 0.05
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._healthy:
+                    log.error("redis pub/sub lost (%s); local delivery continues",
+                              type(exc).__name__)
+                self._healthy = False
+            except Exception:
+                log.exception("redis reader failed")
+                self._healthy = False
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(self.max_backoff, backoff * 2)
+
+    async def _read(self, pubsub: Any) -> None:
+        handler = self._handler
+        assert handler is not None
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            try:
+                result = handler(channel, message["data"])
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("handling a broker message failed")
+

@@ -1,0 +1,107 @@
+"""The match queue in Redis, shared by every node.
+
+- Waiting users: one hash ``{prefix}mq`` (user id -> JSON seeker and the node holding them).
+- One matcher at a time: the node that holds the lease ``{prefix}mq:leader`` (SET NX PX,
+  extended by its holder on every tick) pairs the whole queue with the same policy as a
+  single node. If it dies, another node takes the lease when it expires.
+- A pair is claimed by a Lua script that removes both users only if both are still waiting
+  AND the caller still holds the lease: no user is matched twice, even across a handover.
+- Every node marks itself alive (``{prefix}node:{id}``, short TTL) on each tick; the matcher
+  drops entries of nodes that stopped, so users of a crashed node do not linger.
+Times are wall-clock seconds here: ``since`` must mean the same on every host.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from chatd.matching.policy import Prefs, Seeker, UserId
+
+__all__ = ["RedisMatchQueue"]
+
+_CLAIM: Final = """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
+then redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2]) return 1 end
+return 0
+"""
+_LEAD: Final = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+
+
+class RedisMatchQueue:
+    def __init__(self, url: str, node_id: str, prefix: str = "chatd:",
+                 lease_ms: int = 3000, alive_ms: int = 5000) -> None:
+        self._r = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.node_id = node_id
+        self._queue = f"{prefix}mq"
+        self._leader = f"{prefix}mq:leader"
+        self._alive_prefix = f"{prefix}node:"
+        self.lease_ms = lease_ms
+        self.alive_ms = alive_ms
+        self._claim = self._r.register_script(_CLAIM)
+        self._lead = self._r.register_script(_LEAD)
+
+    def now(self) -> float:
+        return time.time()
+
+    async def get(self, user_id: str) -> Seeker | None:
+        raw = await self._r.hget(self._queue, user_id)
+        return _decode(raw)[0] if raw else None
+
+    async def put(self, seeker: Seeker) -> None:
+        await self._r.hset(self._queue, seeker.user_id, _encode(seeker, self.node_id))
+
+    async def remove(self, user_id: str) -> None:
+        await self._r.hdel(self._queue, user_id)
+
+    async def lead(self) -> bool:
+        """Mark this node alive; True when it holds (or just took) the matcher lease."""
+        await self._r.set(self._alive_prefix + self.node_id, "1", px=self.alive_ms)
+        return bool(await self._lead(keys=[self._leader], args=[self.node_id, self.lease_ms]) == 1)
+
+    async def snapshot(self) -> list[Seeker]:
+        entries = await self._r.hgetall(self._queue)
+        decoded = [(user, _decode(raw)) for user, raw in entries.items()]
+        nodes = sorted({node for _, (_, node) in decoded})
+        alive = dict(zip(nodes, await self._r.mget([self._alive_prefix + n for n in nodes])
+                         if nodes else [], strict=True))
+        seekers, gone = [], []
+        for user, (seeker, node) in decoded:
+            if alive.get(node):
+                seekers.append(seeker)
+            else:
+                gone.append(user)
+        if gone:  # their node stopped marking itself alive: it crashed
+            await self._r.hdel(self._queue, *gone)
+        return seekers
+
+    async def claim(self, a: str, b: str) -> bool:
+        result = await self._claim(keys=[self._queue, self._leader], args=[a, b, self.node_id])
+        return bool(result == 1)
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+def _encode(s: Seeker, node_id: str) -> str:
+    return json.dumps({
+        "u": s.user_id, "t": sorted(s.tags), "g": s.gender, "a": s.age, "p": s.prefs.to_wire(),
+        "s": s.since, "b": sorted(s.blocked), "n": node_id,
+    })
+
+
+def _decode(raw: Any) -> tuple[Seeker, str]:
+    d = json.loads(raw)
+    seeker = Seeker(user_id=UserId(d["u"]), tags=frozenset(d["t"]), gender=d["g"], age=d["a"],
+                    prefs=Prefs.from_wire(d["p"] or None), since=float(d["s"]),
+                    blocked=frozenset(UserId(u) for u in d["b"]))
+    return seeker, str(d["n"])

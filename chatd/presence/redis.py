@@ -1,0 +1,91 @@
+"""Presence in Redis: per user a sorted set of node ids scored by their expiry (ms).
+
+A live node re-scores all its users every ``ttl / 3`` seconds in one pipeline; a crashed node
+stops, and its entries fall out of ``online`` when their score passes. Entries are also
+trimmed on every refresh, and each key expires when no node refreshes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chatd.store import UserId
+
+__all__ = ["RedisPresence"]
+
+log = logging.getLogger("chatd.presence")
+
+
+class RedisPresence:
+    def __init__(self, url: str, node_id: str, prefix: str = "chatd:", ttl: float = 15.0) -> None:
+        self._r = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.node_id = node_id
+        self.prefix = prefix
+        self.ttl = ttl
+        self._users: set[UserId] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def _key(self, user_id: str) -> str:
+        return f"{self.prefix}p:{user_id}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._refresh_forever(), name="chatd-presence")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError, OSError):
+            pipe = self._r.pipeline(transaction=False)
+            for user_id in self._users:
+                pipe.zrem(self._key(user_id), self.node_id)
+            await pipe.execute()
+        self._users.clear()
+        await self._r.aclose()
+
+    async def add(self, user_id: UserId) -> None:
+        self._users.add(user_id)
+        with contextlib.suppress(RedisError, OSError):  # the refresher retries
+            await self._write([user_id])
+
+    async def remove(self, user_id: UserId) -> None:
+        self._users.discard(user_id)
+        with contextlib.suppress(RedisError, OSError):
+            await self._r.zrem(self._key(user_id), self.node_id)
+
+    async def online(self, users: Sequence[UserId]) -> dict[UserId, bool]:
+        now = int(time.time() * 1000)
+        pipe = self._r.pipeline(transaction=False)
+        for user_id in users:
+            pipe.zcount(self._key(user_id), now, "+inf")
+        counts = await pipe.execute()
+        return {u: bool(n) for u, n in zip(users, counts, strict=True)}
+
+    async def _write(self, users: Sequence[UserId]) -> None:
+        now = int(time.time() * 1000)
+        expiry = now + int(self.ttl * 1000)
+        pipe = self._r.pipeline(transaction=False)
+        for user_id in users:
+            key = self._key(user_id)
+            pipe.zadd(key, {self.node_id: expiry})
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.pexpire(key, int(self.ttl * 2000))
+        await pipe.execute()
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                users = list(self._users)
+                for i in range(0, len(users), 1000):
+                    await self._write(users[i:i + 1000])
+            except (RedisError, OSError) as exc:
+                log.warning("presence refresh failed (%s)", type(exc).__name__)

@@ -1,0 +1,97 @@
+"""PostgreSQL schema migrations, applied in order; ``schema_version`` records how far a database is.
+
+The tables, keys and indexes mirror :mod:`chatd.store.schema` (the SQLite schema) one for one,
+so the two stores answer the contract suite identically. Differences are type-level only:
+``BYTEA`` for hashes, ``BIGINT`` for millisecond times and sequence numbers, ``BOOLEAN`` for
+flags, an identity column for SMS code ids. Every script runs inside one transaction (DDL is
+transactional in PostgreSQL), so a migration is applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: accounts, sessions, SMS codes, conversations, messages, blocks
+    """
+    CREATE TABLE users(
+        id TEXT PRIMARY KEY,
+        phone TEXT NOT NULL UNIQUE,
+        pw_hash TEXT NOT NULL,
+        birthdate TEXT NOT NULL,
+        gender TEXT NOT NULL,
+        nickname TEXT NOT NULL,
+        bio TEXT NOT NULL DEFAULT '',
+        role TEXT NOT NULL DEFAULT 'user',
+        created_at BIGINT NOT NULL,
+        banned_until BIGINT NOT NULL DEFAULT 0,
+        muted_until BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE user_interests(
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        PRIMARY KEY(user_id, tag)
+    );
+    CREATE INDEX user_interests_tag ON user_interests(tag);
+    CREATE TABLE sessions(
+        token_hash BYTEA PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        device TEXT NOT NULL DEFAULT '',
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    CREATE TABLE sms_codes(
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        phone TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        code_hash BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        used BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX sms_codes_phone ON sms_codes(phone, purpose, id);
+    CREATE INDEX sms_codes_sent ON sms_codes(phone, created_at);
+    CREATE TABLE conversations(
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('group', 'direct')),
+        pair TEXT,
+        last_seq BIGINT NOT NULL DEFAULT 0,
+        closed BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX conversations_pair ON conversations(pair, created_at);
+    CREATE TABLE conv_members(
+        conv_id TEXT NOT NULL REFERENCES conversations(id),
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        joined_at BIGINT NOT NULL,
+        left_at BIGINT,
+        read_seq BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY(conv_id, user_id)
+    );
+    CREATE INDEX conv_members_user ON conv_members(user_id);
+    CREATE TABLE messages(
+        conv_id TEXT NOT NULL REFERENCES conversations(id),
+        seq BIGINT NOT NULL,
+        id TEXT NOT NULL UNIQUE,
+        sender TEXT NOT NULL,
+        body TEXT NOT NULL,
+        ts BIGINT NOT NULL,
+        cid TEXT,
+        flagged BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY(conv_id, seq)
+    );
+    CREATE UNIQUE INDEX messages_cid ON messages(sender, cid) WHERE cid IS NOT NULL;
+    CREATE TABLE blocks(
+        blocker TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        blocked TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY(blocker, blocked)
+    );
+    CREATE INDEX blocks_blocked ON blocks(blocked)
+    """,
+)
