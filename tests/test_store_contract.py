@@ -352,12 +352,29 @@ async def test_send_context(store: Store, backend: Backend) -> None:
 
 
 async def test_met_since(store: Store) -> None:
-    conv, a, b = await direct(store)
+    _, a, b = await direct(store)
     assert await store.met_since(a.id, b.id, NOW)
     assert await store.met_since(b.id, a.id, NOW - 1)
     assert not await store.met_since(a.id, b.id, NOW + 1)
     c = await new_user(store)
     assert not await store.met_since(a.id, c.id, 0)
+
+
+async def test_recent_pairs(store: Store) -> None:
+    if not hasattr(store, "recent_pairs"):
+        pytest.skip("this implementation predates recent_pairs")
+    _, a, b = await direct(store)
+    c, d = await new_user(store), await new_user(store)
+    old = ConvId(uid("d"))
+    await store.create_direct(old, a.id, c.id, NOW - 10)
+    await store.create_direct(ConvId(uid("d")), c.id, d.id, NOW)
+    await store.leave_conv(old, a.id, NOW)  # a former member still met them
+    pair = tuple(sorted((a.id, b.id)))
+    assert await store.recent_pairs([a.id], NOW) == {pair}
+    assert await store.recent_pairs([a.id, b.id], NOW) == {pair}
+    assert await store.recent_pairs([a.id], NOW - 10) == {pair, tuple(sorted((a.id, c.id)))}
+    assert await store.recent_pairs([d.id], NOW + 1) == set()
+    assert await store.recent_pairs([], 0) == set()
 
 
 # --- messages --------------------------------------------------------------------------------
@@ -546,3 +563,35 @@ async def test_pg_unreachable_raises_store_error() -> None:
     s = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere", min_size=1, max_size=1)
     with pytest.raises(StoreError):
         await s.open()
+
+
+async def test_pg_lost_connection_is_store_error_then_recovers(empty_pg: str) -> None:
+    s = PostgresStore(empty_pg, min_size=1, max_size=2)
+    await s.open()
+    admin = await asyncpg.connect(empty_pg)
+    try:
+        conv, a, _ = await direct(s)
+        # Hold the conversation row so the append waits inside the server, then kill its
+        # backend (only backends of this test's own database).
+        tx = admin.transaction()
+        await tx.start()
+        await admin.execute("SELECT 1 FROM conversations WHERE id=$1 FOR UPDATE", conv)
+        append = asyncio.create_task(
+            s.append_message(conv, uid("m"), a.id, "x", NOW, None, False))
+        for _ in range(200):
+            if await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE"
+                                    " datname=current_database() AND wait_event_type='Lock'"):
+                break
+            await asyncio.sleep(0.01)
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname=current_database() AND pid<>pg_backend_pid()")
+        with pytest.raises(StoreError) as err:
+            await append
+        assert not isinstance(err.value, DuplicateError)
+        await tx.rollback()
+        # The pool replaces the dead connection; the failed append took no seq.
+        r = await s.append_message(conv, uid("m"), a.id, "y", NOW, None, False)
+        assert r.message.seq == 1
+    finally:
+        await admin.close()
+        await s.close()

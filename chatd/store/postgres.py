@@ -376,6 +376,21 @@ class PostgresStore:
                 "SELECT EXISTS(SELECT 1 FROM conversations WHERE pair=$1 AND created_at>=$2)",
                 pair, since))
 
+    async def recent_pairs(self, users: Sequence[UserId],
+                           since: int) -> set[tuple[UserId, UserId]]:
+        """Pairs (a, b), a < b, of every 1:1 created at or after ``since`` that one of
+        ``users`` is or was in."""
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "SELECT DISTINCT cv.pair FROM conv_members m JOIN conversations cv"
+                " ON cv.id=m.conv_id WHERE m.user_id=ANY($1::text[]) AND cv.kind='direct'"
+                " AND cv.created_at>=$2", list(users), since)
+        found: set[tuple[UserId, UserId]] = set()
+        for (pair,) in rows:
+            a, b = pair.split("|")
+            found.add((UserId(a), UserId(b)))
+        return found
+
     # --- blocks --------------------------------------------------------------------------
 
     async def block(self, blocker: UserId, blocked: UserId, now: int) -> None:
