@@ -47,7 +47,7 @@ class App:
         self.node_id = config.node_id or uuid.uuid4().hex[:12]
         self.metrics = Metrics()
         self.catalog = Catalog.load()
-        self.store: Store = SQLiteStore(config.db_path)
+        self.store = make_store(config)
         self.live_filter = LiveFilter(load_filter(config))
         self.text = TextGate(self.live_filter)
         self.sms = make_sms_provider(config)
@@ -265,14 +265,22 @@ def _self_view(user: Any) -> dict[str, Any]:
     return view
 
 
+def make_store(config: Config) -> Store:
+    if config.store == "postgres":
+        from chatd.store.postgres import PostgresStore
+        return PostgresStore(config.postgres_dsn, config.postgres_pool_min,
+                             config.postgres_pool_max)
+    return SQLiteStore(config.db_path)
+
+
 def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, MatchQueue]:
     """The broker, presence and match queue the config names (uvicorn-style by name)."""
     if config.broker == "redis":
         from chatd.broker.redis import RedisBroker
         from chatd.matching.redis import RedisMatchQueue
         from chatd.presence.redis import RedisPresence
-        return (RedisBroker(config.redis_url, config.key_prefix),
-                RedisPresence(config.redis_url, node_id, config.key_prefix),
+        return (RedisBroker(config.redis_url, config.key_prefix, node_id),
+                RedisPresence(config.redis_url, node_id, config.key_prefix, config.presence_ttl),
                 RedisMatchQueue(config.redis_url, node_id, config.key_prefix))
     return MemoryBroker(), MemoryPresence(), MemoryMatchQueue()
 

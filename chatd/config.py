@@ -54,6 +54,9 @@ class Config:
     sms_resend_interval: int = 60
     sms_daily_limit: int = 10
     sms_code_attempts: int = 5
+    sms_address_hourly: int = 20
+    login_failures_per_phone: int = 10
+    login_failures_per_address: int = 50
     session_ttl_days: int = 30
     # Text
     wordlists: tuple[str, ...] = ()
@@ -67,7 +70,10 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     store: StoreName = "sqlite"
     postgres_dsn: str = "postgresql://127.0.0.1/chatd"
+    postgres_pool_min: int = 2
+    postgres_pool_max: int = 10
     key_prefix: str = "chatd:"
+    presence_ttl: float = 15.0
     # Extra fields a service may read without a schema change.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -105,6 +111,9 @@ SETTINGS_HELP: dict[str, str] = {
     "sms_resend_interval": "seconds between two codes to one phone",
     "sms_daily_limit": "codes per phone per day",
     "sms_code_attempts": "wrong tries before a code is burnt",
+    "sms_address_hourly": "codes one client address may request per hour",
+    "login_failures_per_phone": "failed logins per phone per 15 minutes before rate_limited",
+    "login_failures_per_address": "failed logins per address per 15 minutes before rate_limited",
     "session_ttl_days": "days a session token stays valid",
     "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
     "max_message_chars": "longest message body in characters",
@@ -115,7 +124,10 @@ SETTINGS_HELP: dict[str, str] = {
     "redis_url": "Redis URL for the redis broker",
     "store": "sqlite (embedded) or postgres",
     "postgres_dsn": "PostgreSQL DSN for the postgres store",
+    "postgres_pool_min": "connections the postgres store keeps open",
+    "postgres_pool_max": "most connections the postgres store opens",
     "key_prefix": "prefix of every Redis key and channel",
+    "presence_ttl": "seconds after which a crashed node's users count as offline",
 }
 
 
@@ -129,11 +141,14 @@ def _validate(c: Config) -> None:
         raise bad("port", f"{c.port} is not a TCP port (0-65535)")
     if c.max_frame_bytes < 1024:
         raise bad("max_frame_bytes", "must be at least 1024")
-    for name in ("ping_interval", "ping_timeout", "idle_timeout", "rate_per_second"):
+    for name in ("ping_interval", "ping_timeout", "idle_timeout", "rate_per_second",
+                 "presence_ttl"):
         if getattr(c, name) <= 0:
             raise bad(name, "must be positive")
     for name in ("rate_burst", "max_inflight", "outbound_queue_bytes", "sms_code_ttl",
-                 "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars"):
+                 "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars",
+                 "sms_address_hourly", "login_failures_per_phone",
+                 "login_failures_per_address"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
     if c.sms_resend_interval < 0:
@@ -150,8 +165,10 @@ def _validate(c: Config) -> None:
         raise bad("redis_url", "must be a redis://, rediss:// or unix:// URL")
     if not c.key_prefix or any(ch.isspace() for ch in c.key_prefix):
         raise bad("key_prefix", "must be a non-empty prefix without spaces")
-    if c.store != "sqlite":
-        raise bad("store", f"{c.store!r} is not available in this version; use \"sqlite\"")
+    if c.store == "postgres" and not c.postgres_dsn.startswith(("postgres://", "postgresql://")):
+        raise bad("postgres_dsn", "must be a postgresql:// DSN")
+    if not 1 <= c.postgres_pool_min <= c.postgres_pool_max:
+        raise bad("postgres_pool_max", "needs 1 <= postgres_pool_min <= postgres_pool_max")
     if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):
         raise bad("sms_webhook_url", "the webhook SMS provider needs an http(s) URL")
     if c.profile == "production" and c.sms_provider == "dev":

@@ -107,7 +107,10 @@ class NodeProcess:
     def __init__(self, data_dir: Path, wordlist: Path, *extra: str) -> None:
         self.port = free_port()
         self.args = [sys.executable, "-m", "chatd", "serve", "--port", str(self.port),
-                     "--data-dir", str(data_dir), "--wordlists", str(wordlist), *extra]
+                     "--data-dir", str(data_dir), "--wordlists", str(wordlist),
+                     "--sms-resend-interval", "0", "--rate-per-second", "200", "--rate-burst",
+                     "400", "--match-any-shared-after", "1", "--match-random-after", "2",
+                     *extra]
         self.log = data_dir.parent / f"node-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -29,12 +29,16 @@ log = logging.getLogger("chatd.broker")
 class RedisBroker:
     local_only = False
 
-    def __init__(self, url: str, prefix: str = "chatd:", max_backoff: float = 2.0) -> None:
+    def __init__(self, url: str, prefix: str = "chatd:", node_id: str = "",
+                 max_backoff: float = 2.0) -> None:
         self.url = url
+        # Named connections: operators (and tests) can find this node's in CLIENT LIST.
+        self.client_name = f"{prefix}{node_id}".replace(" ", "_")
         # A channel the reader always holds, so its connection exists with no other channel.
         self._reader_channel = f"{prefix}reader"
         self.max_backoff = max_backoff
-        self._pub = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._pub = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
+                                            client_name=self.client_name)
         self._channels: set[str] = set()
         self._pubsub: Any = None
         self._handler: Handler | None = None
@@ -102,8 +106,8 @@ class RedisBroker:
         first = True
         while True:
             pubsub = aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=2, health_check_interval=5).pubsub(
-                ignore_subscribe_messages=True)
+                self.url, socket_connect_timeout=2, health_check_interval=5,
+                client_name=self.client_name).pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._reader_channel)
                 if self._channels:

@@ -75,9 +75,9 @@ class AccountService:
         # argon2id with the library's current recommended parameters.
         self._hasher = argon2.PasswordHasher()
         # Guessing limits per phone and per client address (issue: account abuse).
-        self.login_failures = WindowLimiter(limit=10, window=900)
-        self.address_failures = WindowLimiter(limit=50, window=900)
-        self.address_sms = WindowLimiter(limit=20, window=3600)
+        self.login_failures = WindowLimiter(config.login_failures_per_phone, window=900)
+        self.address_failures = WindowLimiter(config.login_failures_per_address, window=900)
+        self.address_sms = WindowLimiter(config.sms_address_hourly, window=3600)
 
     # --- SMS codes -----------------------------------------------------------------------
 
