@@ -20,6 +20,7 @@ import pytest
 from chatd.client import Client
 from chatd.config import Config
 from chatd.server import ChatServer
+from tests.pg import pg_dsn  # noqa: F401  (a fixture for every test module)
 
 SCALE = float(os.environ.get("CHATD_TEST_TIME_SCALE", "1"))
 REPO = Path(__file__).resolve().parent.parent

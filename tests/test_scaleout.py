@@ -18,7 +18,6 @@ import redis
 
 from chatd.client import Client
 from tests.conftest import free_port, new_phone, t
-from tests.pg import pg_dsn  # noqa: F401  (fixture)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
