@@ -43,6 +43,9 @@ class Config:
     ping_timeout: float = 20.0
     idle_timeout: float = 300.0
     outbound_queue_bytes: int = 1 << 20
+    open_timeout: float = 10.0
+    max_conns_per_address: int = 512
+    trusted_proxies: tuple[str, ...] = ()
     # Per-connection limits
     rate_per_second: float = 20.0
     rate_burst: int = 40
@@ -102,6 +105,9 @@ SETTINGS_HELP: dict[str, str] = {
     "ping_timeout": "seconds to wait for a pong before closing",
     "idle_timeout": "seconds without a client frame before closing with 4002",
     "outbound_queue_bytes": "bytes queued for one slow client before closing it with 3008",
+    "open_timeout": "seconds a client has to finish the opening handshake (slowloris)",
+    "max_conns_per_address": "open connections per client address (HTTP 429 beyond)",
+    "trusted_proxies": "comma-separated proxy addresses whose X-Forwarded-For is believed",
     "rate_per_second": "requests per second per connection (token bucket refill)",
     "rate_burst": "token bucket size per connection",
     "max_inflight": "requests queued per connection before rate_limited",
@@ -142,12 +148,12 @@ def _validate(c: Config) -> None:
     if c.max_frame_bytes < 1024:
         raise bad("max_frame_bytes", "must be at least 1024")
     for name in ("ping_interval", "ping_timeout", "idle_timeout", "rate_per_second",
-                 "presence_ttl"):
+                 "presence_ttl", "open_timeout"):
         if getattr(c, name) <= 0:
             raise bad(name, "must be positive")
     for name in ("rate_burst", "max_inflight", "outbound_queue_bytes", "sms_code_ttl",
                  "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars",
-                 "sms_address_hourly", "login_failures_per_phone",
+                 "sms_address_hourly", "login_failures_per_phone", "max_conns_per_address",
                  "login_failures_per_address"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")

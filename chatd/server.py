@@ -59,14 +59,14 @@ _NODE_TAG = secrets.token_hex(3)
 class Connection:
     """One client connection: the hub's ``Conn`` plus the bounded outbound queue."""
 
-    def __init__(self, ws: ServerConnection, codec: Codec, limit: int, metrics: Any) -> None:
+    def __init__(self, ws: ServerConnection, codec: Codec, limit: int, metrics: Any,
+                 address: str) -> None:
         self.ws = ws
         self.codec = codec
         self.cid = f"{_NODE_TAG}-{next(_ids)}"
         self.user_id: UserId | None = None
         self.token_hash: bytes | None = None
-        remote = ws.remote_address
-        self.address = str(remote[0]) if remote else ""
+        self.address = address
         self._limit = limit
         self._queue: deque[Frame] = deque()
         self._queued = 0
@@ -116,6 +116,7 @@ class ChatServer:
         self.app = App(config)
         self._server: Server | None = None
         self.port = config.port
+        self._per_address: dict[str, int] = {}
 
     async def start(self) -> None:
         await self.app.start()
@@ -133,6 +134,7 @@ class ChatServer:
             max_size=self.config.max_frame_bytes,
             ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
+            open_timeout=self.config.open_timeout,
             max_queue=self.config.max_inflight,
             logger=logging.getLogger("chatd.ws"),
         )
@@ -156,6 +158,11 @@ class ChatServer:
         if path == "/ws":
             if self.app.draining:
                 return _response(503, b'{"status":"draining"}', "application/json")
+            address = client_address(ws, self.config.trusted_proxies)
+            if self._per_address.get(address, 0) >= self.config.max_conns_per_address:
+                self.app.metrics.errors.labels("too_many_connections").inc()
+                return _response(429, b'{"status":"too many connections from this address"}',
+                                 "application/json")
             return None
         if path == "/healthz":
             body = {"status": "draining" if self.app.draining else "ok",
@@ -173,7 +180,9 @@ class ChatServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         codec = codec_for_subprotocol(ws.subprotocol)
-        conn = Connection(ws, codec, self.config.outbound_queue_bytes, self.app.metrics)
+        address = client_address(ws, self.config.trusted_proxies)
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        conn = Connection(ws, codec, self.config.outbound_queue_bytes, self.app.metrics, address)
         session = Session(codec, TokenBucket(self.config.rate_per_second,
                                              self.config.rate_burst))
         inbox: asyncio.Queue[Request] = asyncio.Queue(self.config.max_inflight)
@@ -196,6 +205,11 @@ class ChatServer:
             writer.cancel()
             await self.app.disconnected(conn)
             self.app.metrics.connections.dec()
+            left = self._per_address[address] - 1
+            if left:
+                self._per_address[address] = left
+            else:
+                del self._per_address[address]
             log.debug("[%s] closed", conn.cid)
 
     async def _read(self, ws: ServerConnection, conn: Connection, session: Session,
@@ -246,6 +260,19 @@ class ChatServer:
             conn.enqueue(reply)
             if conn.close_after_reply is not None:
                 conn.close_soon(*conn.close_after_reply, flush=True)
+
+
+def client_address(ws: ServerConnection, trusted_proxies: tuple[str, ...]) -> str:
+    """The peer address, or the client a trusted reverse proxy names in X-Forwarded-For."""
+    remote = ws.remote_address
+    peer = str(remote[0]) if remote else ""
+    request = ws.request
+    if peer in trusted_proxies and request is not None:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1]
+    return peer
 
 
 def _select_subprotocol(ws: ServerConnection, offered: Any) -> Subprotocol | None:

@@ -1,0 +1,168 @@
+"""Hostile clients at the socket level, and faults of the disk under the store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from chatd.client import Client
+from chatd.config import Config
+from chatd.server import ChatServer
+from tests.conftest import registered, t, url_of
+
+
+async def started(tmp_path: Path, wordlist: Path, **settings: object) -> ChatServer:
+    srv = ChatServer(Config(port=0, data_dir=tmp_path / "d", wordlists=(str(wordlist),),
+                            **settings))  # type: ignore[arg-type]
+    await srv.start()
+    return srv
+
+
+async def test_per_address_connection_cap(tmp_path: Path, wordlist: Path) -> None:
+    srv = await started(tmp_path, wordlist, max_conns_per_address=20)
+    try:
+        conns = [await connect(url_of(srv)) for _ in range(20)]
+        with pytest.raises(InvalidStatus) as info:
+            await connect(url_of(srv))
+        assert info.value.response.status_code == 429
+        await conns.pop().close()
+        await asyncio.sleep(0.1)
+        conns.append(await connect(url_of(srv)))  # a slot is free again
+        for c in conns:
+            await c.close()
+    finally:
+        await srv.stop()
+
+
+async def test_trusted_proxy_forwarded_address_is_capped_per_client(tmp_path: Path,
+                                                                    wordlist: Path) -> None:
+    srv = await started(tmp_path, wordlist, max_conns_per_address=2,
+                        trusted_proxies=("127.0.0.1",))
+    try:
+        def via(client: str) -> object:
+            return connect(url_of(srv), additional_headers={"X-Forwarded-For": client})
+        a = [await via("203.0.113.7"), await via("203.0.113.7")]
+        with pytest.raises(InvalidStatus):
+            await via("203.0.113.7")
+        b = await via("198.51.100.1")  # another client behind the same proxy
+        for c in [*a, b]:
+            await c.close()  # type: ignore[attr-defined]
+    finally:
+        await srv.stop()
+
+
+async def test_fragmented_frames_are_reassembled(url: str) -> None:
+    async with connect(url, subprotocols=["chatd.v1.json"]) as ws:  # type: ignore[list-item]
+        await ws.send(iter(['{"t": "pi', 'ng", "ri', 'd": 5}']))
+        assert b'"rid":5' in (await ws.recv()).encode()
+
+
+async def test_ping_flood_does_not_disturb_others(url: str) -> None:
+    other = await Client.connect(url)
+    async with connect(url) as flood:
+        waiters = [await flood.ping() for _ in range(2000)]
+        await asyncio.wait_for(asyncio.gather(*waiters), t(10))
+        assert (await other.call("ping"))["t"] == "ok"
+    await other.close()
+
+
+async def test_frames_after_close_are_ignored(url: str) -> None:
+    ws = await connect(url)
+    await ws.close()
+    transport = ws.transport
+    # A masked binary frame written after the closing handshake: the server must ignore it.
+    frame = b"\x82\x85" + b"\x01\x02\x03\x04" + bytes(b ^ m for b, m in
+                                                     zip(b"hello", b"\x01\x02\x03\x04" * 2))
+    if not transport.is_closing():
+        transport.write(frame)
+    async with await Client.connect(url) as c:
+        assert (await c.call("ping"))["t"] == "ok"
+
+
+async def test_half_open_and_slowloris_handshakes_are_dropped(tmp_path: Path,
+                                                              wordlist: Path) -> None:
+    srv = await started(tmp_path, wordlist, open_timeout=0.5)
+    try:
+        loop = asyncio.get_running_loop()
+        silent = socket.create_connection(("127.0.0.1", srv.port))
+        slow = socket.create_connection(("127.0.0.1", srv.port))
+        slow.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        for sock in (silent, slow):
+            sock.setblocking(False)
+        start = loop.time()
+        for _ in range(10):  # slowloris: a header byte now and then never finishes
+            await asyncio.sleep(0.1)
+            try:
+                slow.send(b"X")
+            except OSError:
+                break
+        for sock in (silent, slow):
+            data = await asyncio.wait_for(loop.sock_recv(sock, 4096), t(5))
+            assert b"101" not in data  # never upgraded: closed (or refused) by the server
+            sock.close()
+        assert loop.time() - start < t(5)
+        async with await Client.connect(url_of(srv)) as c:
+            assert (await c.call("ping"))["t"] == "ok"
+    finally:
+        await srv.stop()
+
+
+async def test_many_bad_frames_then_good_ones(url: str) -> None:
+    async with await Client.connect(url) as c:
+        for i in range(200):
+            await c.send_raw(msgpack.packb({"t": 7, "rid": i}))
+        for _ in range(200):
+            r = await asyncio.wait_for(c.replies_without_rid.get(), t(5))
+            assert r["code"] == "bad_request"
+        assert (await c.call("ping"))["t"] == "ok"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs for the SQLite data directory (this suite runs as root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_full_disk_answers_internal_and_recovers(small_disk: Path,
+                                                       wordlist: Path) -> None:
+    srv = ChatServer(Config(port=0, data_dir=small_disk / "d", wordlists=(str(wordlist),),
+                            rate_per_second=1000, rate_burst=1000, sms_resend_interval=0))
+    await srv.start()
+    try:
+        a = await registered(url_of(srv), ["pet.cat"])
+        acked = [await a.call("msg.send", conv="g:pet.cat", body="before", cid="b0")]
+        filler = small_disk / "filler"
+        with filler.open("wb") as f, pytest.raises(OSError):
+            while True:
+                f.write(os.urandom(64 * 1024))
+                f.flush()
+        codes = set()
+        for i in range(30):
+            r = await a.request("msg.send", conv="g:pet.cat", body="x" * 2000, cid=f"f{i}")
+            codes.add(r["t"] if r["t"] == "ok" else r["code"])
+            if r["t"] == "ok":
+                acked.append(r)
+        assert "internal" in codes
+        filler.unlink()
+        after = await a.call("msg.send", conv="g:pet.cat", body="after", cid="a0")
+        acked.append(after)
+        history = (await a.call("history", conv="g:pet.cat", limit=200))["messages"]
+        assert {m["id"] for m in history} >= {x["id"] for x in acked}
+        await a.close()
+    finally:
+        await srv.stop()
