@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from chatd.store.base import (
+    TOMBSTONE,
     AppendResult,
+    AuditEntry,
+    Consent,
     ConvId,
     ConvSummary,
     DuplicateError,
     Message,
+    Post,
+    Report,
+    ReviewItem,
     SendContext,
     SessionRow,
     SmsCodeRow,
@@ -15,15 +21,22 @@ from chatd.store.base import (
     StoreError,
     User,
     UserId,
+    WordChange,
 )
 from chatd.store.sqlite import SQLiteStore
 
 __all__ = [
+    "TOMBSTONE",
     "AppendResult",
+    "AuditEntry",
+    "Consent",
     "ConvId",
     "ConvSummary",
     "DuplicateError",
     "Message",
+    "Post",
+    "Report",
+    "ReviewItem",
     "SQLiteStore",
     "SendContext",
     "SessionRow",
@@ -32,4 +45,5 @@ __all__ = [
     "StoreError",
     "User",
     "UserId",
+    "WordChange",
 ]

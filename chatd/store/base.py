@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NewType, Protocol
+from typing import Final, Literal, NewType, Protocol
 
 __all__ = [
+    "TOMBSTONE",
     "AppendResult",
+    "AuditEntry",
+    "Consent",
     "ConvId",
     "ConvSummary",
     "DuplicateError",
     "Message",
+    "Post",
+    "Report",
+    "ReviewItem",
     "SendContext",
     "SessionRow",
     "SmsCodeRow",
@@ -23,11 +29,14 @@ __all__ = [
     "StoreError",
     "User",
     "UserId",
+    "WordChange",
 ]
 
 UserId = NewType("UserId", str)
 ConvId = NewType("ConvId", str)
 ConvKind = Literal["group", "direct"]
+#: The sender of a deleted account's anonymised messages (and actor of its audit rows).
+TOMBSTONE: Final = UserId("deleted")
 
 
 class StoreError(Exception):
@@ -88,10 +97,16 @@ class Message:
     sender: UserId
     body: str
     ts: int
+    # Removed by a moderator or anonymised by an account deletion: body is "", seq is kept.
+    deleted: bool = False
 
     def wire(self) -> dict[str, object]:
-        return {"t": "msg", "conv": self.conv, "id": self.id, "seq": self.seq,
-                "from": self.sender, "body": self.body, "ts": self.ts}
+        wire: dict[str, object] = {"t": "msg", "conv": self.conv, "id": self.id,
+                                   "seq": self.seq, "from": self.sender, "body": self.body,
+                                   "ts": self.ts}
+        if self.deleted:
+            wire["deleted"] = True
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,106 @@ class SendContext:
     peer: UserId | None
     peer_blocked_sender: bool
     muted_until: int
+
+
+FeedScope = Literal["group", "peers", "mine"]
+WordOp = Literal["add", "remove", "allow_add", "allow_remove"]
+
+
+@dataclass(frozen=True, slots=True)
+class WordChange:
+    """One moderator change to the word lists; ``version`` is given by the store (0 = new)."""
+
+    op: WordOp
+    word: str
+    category: str
+    action: str
+    actor: str
+    ts: int
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what to whom, when (``id`` is given by the store)."""
+
+    ts: int
+    actor: str
+    action: str
+    target: str
+    detail: str = ""
+    id: int = 0
+
+    def wire(self) -> dict[str, object]:
+        return {"id": self.id, "ts": self.ts, "actor": self.actor, "action": self.action,
+                "target": self.target, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    id: str
+    author: UserId
+    body: str
+    ts: int
+    group: str | None = None
+    city: str | None = None
+    flagged: bool = False
+    # Read with the post, never stored in it.
+    author_nickname: str = ""
+
+    def wire(self) -> dict[str, object]:
+        """What a viewer sees: the author's id and nickname only."""
+        wire: dict[str, object] = {"id": self.id, "author": {"id": self.author,
+                                                             "nickname": self.author_nickname},
+                                   "body": self.body, "ts": self.ts, "group": self.group}
+        if self.city:
+            wire["city"] = self.city
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A text the filter flagged ``review``: a message (``m:<id>``) or a post (``p:<id>``)."""
+
+    kind: Literal["message", "post"]
+    id: str
+    author: UserId
+    body: str
+    ts: int
+    where: str | None  # the conversation of a message, the group of a post
+
+    @property
+    def item(self) -> str:
+        return ("m:" if self.kind == "message" else "p:") + self.id
+
+
+ReportKind = Literal["user", "message", "post"]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A user's report; one per (reporter, kind, target): a repeat bumps ``count``."""
+
+    id: str
+    reporter: UserId
+    kind: ReportKind
+    target: str
+    target_user: UserId
+    reason: str
+    note: str
+    snapshot: str
+    created_at: int
+    updated_at: int
+    count: int = 1
+    state: Literal["open", "resolved"] = "open"
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    name: str
+    value: bool
+    updated_at: int
 
 
 class Store(Protocol):
@@ -174,3 +289,50 @@ class Store(Protocol):
     async def unblock(self, blocker: UserId, blocked: UserId) -> None: ...
     async def blocked_by(self, user_id: UserId) -> set[UserId]: ...
     async def blocks_of(self, user_id: UserId) -> set[UserId]: ...
+
+    # Moderation (issue 6)
+    async def set_role(self, user_id: UserId, role: str) -> bool: ...
+    async def set_banned(self, user_id: UserId, until: int) -> bool: ...
+    async def set_muted(self, user_id: UserId, until: int) -> bool: ...
+    async def add_word_change(self, change: WordChange) -> int: ...
+    async def word_changes(self, after: int = 0) -> list[WordChange]: ...
+    async def word_version(self) -> int: ...
+    async def add_audit(self, entry: AuditEntry) -> int: ...
+    async def audit_log(self, before: int | None, limit: int,
+                        target: str | None = None) -> list[AuditEntry]: ...
+    async def review_queue(self, offset: int, limit: int) -> list[ReviewItem]: ...
+    async def unflag(self, kind: str, item_id: str) -> bool: ...
+    async def get_message(self, msg_id: str) -> Message | None: ...
+    async def delete_message(self, msg_id: str) -> Message | None: ...
+
+    # Posts and feeds
+    async def create_post(self, post: Post) -> None: ...
+    async def get_post(self, post_id: str) -> Post | None: ...
+    async def delete_post(self, post_id: str) -> bool: ...
+    async def feed(self, viewer: UserId, scope: FeedScope, group: str | None,
+                   before: tuple[int, str] | None, limit: int, now: int) -> list[Post]: ...
+    async def clear_post_locations(self, user_id: UserId) -> None: ...
+
+    # Search
+    async def search_users(self, viewer: UserId, text: str, tags: Sequence[str], offset: int,
+                           limit: int, now: int) -> list[User]: ...
+    async def search_posts(self, viewer: UserId, text: str, offset: int, limit: int,
+                           now: int) -> list[Post]: ...
+    async def add_search(self, user_id: UserId, query: str, ts: int, keep: int) -> None: ...
+    async def search_history(self, user_id: UserId, limit: int) -> list[tuple[str, int]]: ...
+    async def clear_search_history(self, user_id: UserId) -> None: ...
+
+    # Reports
+    async def add_report(self, report: Report) -> Report: ...
+    async def get_report(self, report_id: str) -> Report | None: ...
+    async def reports_by(self, user_id: UserId) -> list[Report]: ...
+    async def open_reports(self, offset: int, limit: int) -> list[Report]: ...
+    async def resolve_reports(self, kind: str, target: str, resolution: str, ts: int) -> int: ...
+
+    # Privacy
+    async def get_consents(self, user_id: UserId) -> list[Consent]: ...
+    async def set_consent(self, user_id: UserId, name: str, value: bool, ts: int) -> None: ...
+    async def user_sessions(self, user_id: UserId) -> list[SessionRow]: ...
+    async def messages_by(self, user_id: UserId) -> list[Message]: ...
+    async def posts_by(self, user_id: UserId) -> list[Post]: ...
+    async def delete_account(self, user_id: UserId) -> list[bytes]: ...

@@ -40,6 +40,7 @@ from chatd.store.base import (
     UserId,
 )
 from chatd.store.pg_schema import MIGRATIONS
+from chatd.store.pg_social import PostgresSocialMixin
 
 __all__ = ["PostgresStore"]
 
@@ -55,10 +56,10 @@ _USER_COLS: Final = ("SELECT u.id, u.phone, u.pw_hash, u.birthdate, u.gender, u.
                      " u.role, u.created_at, u.banned_until, u.muted_until,"
                      " ARRAY(SELECT i.tag FROM user_interests i WHERE i.user_id=u.id"
                      " ORDER BY i.pos) AS tags FROM users u")
-_MSG_COLS: Final = "SELECT conv_id, id, seq, sender, body, ts FROM messages"
+_MSG_COLS: Final = "SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
 
 
-class PostgresStore:
+class PostgresStore(PostgresSocialMixin):
     """A :class:`chatd.store.base.Store` on PostgreSQL (tested against 15).
 
     ``open()`` creates the pool and migrates the schema; ``close()`` waits for borrowed
@@ -479,9 +480,13 @@ async def _load_user(c: Any, column: str, value: str) -> User | None:
     r = await c.fetchrow(f"{_USER_COLS} WHERE u.{column}=$1", value)
     if r is None:
         return None
+    return _load_user_row(r)
+
+
+def _load_user_row(r: Any) -> User:
     return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[11]),
                 r[9], r[10])
 
 
 def _message(r: Any) -> Message:
-    return Message(ConvId(r[0]), r[1], r[2], UserId(r[3]), r[4], r[5])
+    return Message(ConvId(r[0]), r[1], r[2], UserId(r[3]), r[4], r[5], bool(r[6]))

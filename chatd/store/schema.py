@@ -87,4 +87,75 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX blocks_blocked ON blocks(blocked)
     """,
+    # 2: moderation, posts, search history, reports, consents, word-list changes, audit log
+    """
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_flagged ON messages(ts) WHERE flagged=1;
+    CREATE INDEX messages_sender ON messages(sender);
+    CREATE TABLE consents(
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY(user_id, name)
+    );
+    CREATE TABLE posts(
+        id TEXT PRIMARY KEY,
+        author TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        grp TEXT,
+        body TEXT NOT NULL,
+        city TEXT,
+        ts INTEGER NOT NULL,
+        flagged INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX posts_author ON posts(author, ts);
+    CREATE INDEX posts_group ON posts(grp, ts);
+    CREATE INDEX posts_ts ON posts(ts);
+    CREATE INDEX posts_flagged ON posts(ts) WHERE flagged=1;
+    CREATE TABLE search_history(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        query TEXT NOT NULL,
+        ts INTEGER NOT NULL
+    );
+    CREATE INDEX search_history_user ON search_history(user_id, id);
+    CREATE TABLE reports(
+        id TEXT PRIMARY KEY,
+        reporter TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        target_user TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        snapshot TEXT NOT NULL DEFAULT '',
+        count INTEGER NOT NULL DEFAULT 1,
+        state TEXT NOT NULL DEFAULT 'open',
+        resolution TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE(reporter, kind, target)
+    );
+    CREATE INDEX reports_open ON reports(state, updated_at);
+    CREATE INDEX reports_target ON reports(kind, target);
+    CREATE INDEX reports_target_user ON reports(target_user);
+    CREATE TABLE word_changes(
+        version INTEGER PRIMARY KEY AUTOINCREMENT,
+        op TEXT NOT NULL,
+        word TEXT NOT NULL,
+        category TEXT NOT NULL DEFAULT '',
+        action TEXT NOT NULL DEFAULT '',
+        actor TEXT NOT NULL,
+        ts INTEGER NOT NULL
+    );
+    CREATE TABLE audit_log(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_target ON audit_log(target);
+    CREATE INDEX audit_actor ON audit_log(actor)
+    """,
 )

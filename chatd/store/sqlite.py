@@ -33,6 +33,7 @@ from chatd.store.base import (
     UserId,
 )
 from chatd.store.schema import MIGRATIONS
+from chatd.store.sqlite_social import SQLiteSocialMixin
 
 __all__ = ["SQLiteStore"]
 
@@ -42,7 +43,7 @@ Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asy
 _STOP: Final = object()
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSocialMixin):
     def __init__(self, path: Path, max_batch: int = 512) -> None:
         self.path = path
         # Jobs per transaction; 1 turns group commit off (the bench's baseline).
@@ -337,7 +338,7 @@ class SQLiteStore:
                              cid: str | None, flagged: bool) -> AppendResult:
         def job(c: sqlite3.Connection) -> AppendResult:
             if cid is not None:
-                r = c.execute("SELECT conv_id, id, seq, sender, body, ts FROM messages"
+                r = c.execute("SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
                               " WHERE sender=? AND cid=?", (sender, cid)).fetchone()
                 if r:
                     return AppendResult(_message(r), created=False)
@@ -356,7 +357,7 @@ class SQLiteStore:
 
     async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]:
         def job(c: sqlite3.Connection) -> list[Message]:
-            rows = c.execute("SELECT conv_id, id, seq, sender, body, ts FROM messages"
+            rows = c.execute("SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
                              " WHERE conv_id=? AND seq>? ORDER BY seq LIMIT ?",
                              (conv, after, limit)).fetchall()
             return [_message(r) for r in rows]
@@ -492,4 +493,5 @@ def _load_user(c: sqlite3.Connection, column: str, value: str) -> User | None:
 
 
 def _message(r: Sequence[Any]) -> Message:
-    return Message(ConvId(r[0]), r[1], r[2], UserId(r[3]), r[4], r[5])
+    return Message(ConvId(r[0]), r[1], r[2], UserId(r[3]), r[4], r[5],
+                   bool(r[6]) if len(r) > 6 else False)
