@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from chatd.api import moderation as moderation_api
+from chatd.api import users as users_api
 from chatd.broker import Broker, MemoryBroker
 from chatd.catalog import Catalog
 from chatd.config import Config
@@ -29,8 +31,13 @@ from chatd.protocol import Request
 from chatd.services.accounts import AccountService, LoginResult
 from chatd.services.chat import ChatService
 from chatd.services.matching import MatchQueue, MatchService, MemoryMatchQueue
+from chatd.services.moderation import ModerationService
+from chatd.services.phones import normalize_phone
+from chatd.services.privacy import PrivacyService
 from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
+from chatd.services.social import SocialService
 from chatd.services.text import TextGate
+from chatd.services.wordlists import WordLists
 from chatd.store import ConvId, SQLiteStore, Store, UserId
 from filters import LiveFilter, WordFilter, default_wordlists_path
 
@@ -48,7 +55,9 @@ class App:
         self.metrics = Metrics()
         self.catalog = Catalog.load()
         self.store = make_store(config)
-        self.live_filter = LiveFilter(load_filter(config))
+        # The files are the base; the store's moderator changes are applied at start().
+        base_filter = load_filter(config)
+        self.live_filter = LiveFilter(base_filter)
         self.text = TextGate(self.live_filter)
         self.sms = make_sms_provider(config)
         self.hub = Hub()
@@ -63,6 +72,12 @@ class App:
             any_shared_after=config.match_any_shared_after,
             random_after=config.match_random_after,
             recent_pair_hours=config.match_recent_pair_hours), self.store, self.node, queue)
+        self.words = WordLists(self.store, self.live_filter, base_filter, self.node,
+                               config.wordlist_poll_interval)
+        self.node.on_sys = self.words.on_notice
+        self.moderation = ModerationService(self.store, self.node, self.words)
+        self.privacy = PrivacyService(self.store)
+        self.social = SocialService(config, self.store, self.text, self.catalog, self.privacy)
         self._stamp: asyncio.Task[None] | None = None
         self.draining = False
         self._handlers: dict[str, Handler] = {
@@ -89,12 +104,15 @@ class App:
             "block": self._block,
             "unblock": self._unblock,
         }
+        self._handlers.update(users_api.handlers(self))
+        self._handlers.update(moderation_api.handlers(self))
 
     async def start(self) -> None:
         if self.data_dir is not None:
             self.data_dir.acquire()
             self._stamp = asyncio.create_task(self._stamp_forever(), name="chatd-datadir")
         await self.store.open()
+        await self.words.start()
         await self.node.start()
         await self.matching.start()
         if isinstance(self.sms, DevSmsProvider):
@@ -102,6 +120,7 @@ class App:
                         "as dev_code and never sent; do not use it in production")
 
     async def close(self) -> None:
+        await self.words.close()
         await self.matching.close()
         await self.node.close()
         await self.store.close()
@@ -137,8 +156,14 @@ class App:
         return {"tags": self.catalog.as_wire()}
 
     async def _sms_send(self, conn: Conn, req: Request) -> dict[str, Any]:
-        if req.args["purpose"] == "rebind" and conn.user_id is None:
-            raise Forbidden("log in before rebinding a phone")
+        purpose = req.args["purpose"]
+        if purpose in ("rebind", "delete") and conn.user_id is None:
+            raise Forbidden("log in first")
+        if purpose == "delete":
+            # A deletion code goes only to the account's own phone.
+            user = await self.store.get_user(_uid(conn))
+            if user is None or normalize_phone(req.args["phone"]) != user.phone:
+                raise Forbidden("a deletion code goes to your own phone only")
         return await self.accounts.send_code(req.args["phone"], req.args["purpose"],
                                              _address(conn))
 
@@ -181,7 +206,7 @@ class App:
         user = await self.store.get_user(_uid(conn))
         if user is None:
             raise Forbidden("this account no longer exists")
-        return {"user": _self_view(user)}
+        return {"user": _self_view(user), "consents": await self.privacy.consents(user.id)}
 
     async def _logout(self, conn: Conn, req: Request) -> None:
         token_hash = conn.token_hash

@@ -64,6 +64,10 @@ class Config:
     # Text
     wordlists: tuple[str, ...] = ()
     max_message_chars: int = 2000
+    wordlist_poll_interval: float = 1.0
+    # Posts and search
+    max_post_chars: int = 2000
+    search_history_keep: int = 100
     # Matching
     match_any_shared_after: float = 10.0
     match_random_after: float = 30.0
@@ -123,6 +127,9 @@ SETTINGS_HELP: dict[str, str] = {
     "session_ttl_days": "days a session token stays valid",
     "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
     "max_message_chars": "longest message body in characters",
+    "wordlist_poll_interval": "seconds between two checks of the stored word-list version",
+    "max_post_chars": "longest status post in characters",
+    "search_history_keep": "queries kept per user in the search history",
     "match_any_shared_after": "seconds of waiting before any shared tag is enough",
     "match_random_after": "seconds of waiting before a random compatible partner is allowed",
     "match_recent_pair_hours": "hours during which two users who met are not matched again",
@@ -154,7 +161,7 @@ def _validate(c: Config) -> None:
     for name in ("rate_burst", "max_inflight", "outbound_queue_bytes", "sms_code_ttl",
                  "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars",
                  "sms_address_hourly", "login_failures_per_phone", "max_conns_per_address",
-                 "login_failures_per_address"):
+                 "login_failures_per_address", "max_post_chars", "search_history_keep"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
     if c.sms_resend_interval < 0:

@@ -30,7 +30,7 @@ from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import Frame
 from chatd.store import ConvId, UserId
 
-__all__ = ["CatchUp", "Node"]
+__all__ = ["CatchUp", "Node", "SysHandler"]
 
 log = logging.getLogger("chatd.node")
 
@@ -41,9 +41,12 @@ _JOIN: Final = "j"  # the user joined a conversation (subscribe, route future me
 _LEAVE: Final = "l"  # the user left a conversation
 _REVOKE: Final = "r"  # end sessions: all of the user's, or those with the given token hashes
 _BLOCKS: Final = "b"  # the user's block list changed
+_SYS: Final = "s"  # node-wide notice on ``{prefix}sys`` (e.g. a new word-list version)
 
 #: Reads the stored ``msg`` events of a conversation after a seq (the store's history).
 CatchUp = Callable[[ConvId, int], Awaitable[list[dict[str, Any]]]]
+#: Handles a node-wide notice (every node, the publishing one included).
+SysHandler = Callable[[Any], Awaitable[None]]
 
 
 class SeqWindow:
@@ -86,10 +89,20 @@ class Node:
         self._seqs: dict[ConvId, SeqWindow] = {}
         self._dissolving: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_sys: SysHandler | None = None
 
     async def start(self) -> None:
         await self.presence.start()
         await self.broker.start(self._on_payload, self._on_reconnect)
+        # The one channel every node holds: rare node-wide notices, never per-user traffic.
+        await self.broker.subscribe(self._sys_channel())
+
+    def _sys_channel(self) -> str:
+        return f"{self.prefix}sys"
+
+    async def broadcast(self, body: Any) -> None:
+        """A notice to every node (this one too), at most once; :attr:`on_sys` receives it."""
+        await self._publish(self._sys_channel(), _SYS, "", None, body)
 
     async def close(self) -> None:
         for handle in self._dissolving.values():
@@ -211,6 +224,9 @@ class Node:
                 self._conv_gone(ConvId(body))
         elif kind == _BLOCKS:
             self.hub.set_blocked(UserId(target), (UserId(u) for u in body))
+        elif kind == _SYS:
+            if self.on_sys is not None:
+                await self.on_sys(body)
         elif kind == _REVOKE:
             hashes = None if body is None else {bytes(h) for h in body}
             for conn in list(self.hub.conns_of(UserId(target))):

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from chatd.errors import BadRequest
 
-__all__ = ["OPS", "Field", "OpSpec", "Request", "parse_request"]
+__all__ = ["MOD_OPS", "OPS", "Field", "OpSpec", "Request", "parse_request"]
 
 _MAX_RID: Final = 2**53  # JSON-safe integer range
 _MAX_LIST: Final = 200
@@ -41,6 +41,7 @@ class Request:
 S = Field(str)
 S_OPT = Field(str, required=False)
 I_OPT = Field(int, required=False)
+B_OPT = Field(bool, required=False)
 
 OPS: Final[dict[str, OpSpec]] = {
     # Accounts (before auth)
@@ -74,7 +75,38 @@ OPS: Final[dict[str, OpSpec]] = {
     "presence": OpSpec({"users": Field(list, items=str)}),
     "block": OpSpec({"user": S}),
     "unblock": OpSpec({"user": S}),
+    # Status posts, feeds, search, reports
+    "post.create": OpSpec({"body": S, "group": S_OPT, "city": S_OPT}),
+    "post.delete": OpSpec({"id": S}),
+    "feed": OpSpec({"scope": S, "group": S_OPT, "before": S_OPT, "limit": I_OPT}),
+    "search": OpSpec({"q": S, "kind": S_OPT, "offset": I_OPT, "limit": I_OPT}),
+    "search.history": OpSpec({"limit": I_OPT}),
+    "search.history.clear": OpSpec({}),
+    "report": OpSpec({"kind": S, "target": S, "reason": S, "text": S_OPT}),
+    "reports.mine": OpSpec({}),
+    # Users' rights
+    "consent.set": OpSpec({"marketing": B_OPT, "location": B_OPT, "search_history": B_OPT}),
+    "account.export": OpSpec({}),
+    "account.delete": OpSpec({"password": S_OPT, "code": S_OPT}),
+    # Moderators only (everyone else: forbidden)
+    "mod.words.add": OpSpec({"word": S, "category": S_OPT, "action": S_OPT}),
+    "mod.words.remove": OpSpec({"word": S}),
+    "mod.allow.add": OpSpec({"word": S}),
+    "mod.allow.remove": OpSpec({"word": S}),
+    "mod.words.list": OpSpec({"q": S_OPT, "offset": I_OPT, "limit": I_OPT}),
+    "mod.words.version": OpSpec({}),
+    "mod.words.check": OpSpec({"text": S}),
+    "mod.queue": OpSpec({"queue": S, "offset": I_OPT, "limit": I_OPT}),
+    "mod.resolve": OpSpec({"item": S, "action": S, "duration": I_OPT, "note": S_OPT}),
+    "mod.warn": OpSpec({"user": S, "note": S_OPT}),
+    "mod.mute": OpSpec({"user": S, "duration": Field(int), "note": S_OPT}),
+    "mod.ban": OpSpec({"user": S, "duration": I_OPT, "note": S_OPT}),
+    "mod.unban": OpSpec({"user": S}),
+    "mod.audit": OpSpec({"before": I_OPT, "limit": I_OPT, "target": S_OPT}),
 }
+
+#: The moderator ops: each answers ``forbidden`` to anyone whose role is not ``moderator``.
+MOD_OPS: Final = tuple(op for op in OPS if op.startswith("mod."))
 
 
 def parse_request(obj: dict[str, Any]) -> Request:

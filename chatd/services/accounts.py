@@ -37,8 +37,8 @@ __all__ = ["AccountService", "LoginResult", "hash_token"]
 
 log = logging.getLogger("chatd.accounts")
 
-Purpose = Literal["register", "login", "reset", "rebind"]
-PURPOSES: Final = ("register", "login", "reset", "rebind")
+Purpose = Literal["register", "login", "reset", "rebind", "delete"]
+PURPOSES: Final = ("register", "login", "reset", "rebind", "delete")
 GENDERS: Final = ("male", "female", "other")
 DAY_MS: Final = 86_400_000
 MIN_PASSWORD: Final = 8
@@ -217,6 +217,28 @@ class AccountService:
         await self.store.create_session(SessionRow(
             token_hash, user.id, device[:64], now, now + self.config.session_ttl_days * DAY_MS))
         return LoginResult(user, token, token_hash)
+
+    async def confirm(self, user: User, password: str | None, code: str | None) -> None:
+        """Prove the caller still holds the account: its password, or a code sent with
+        purpose ``delete``. Failures count against the phone's failed-login limit."""
+        if (password is None) == (code is None):
+            raise BadRequest("give either 'password' or 'code'")
+        wait = self.login_failures.retry_after_ms(user.phone)
+        if wait:
+            raise RateLimited(wait, "too many failed attempts; try later")
+        if code is not None:
+            try:
+                await self._consume_code(user.phone, "delete", code)
+            except InvalidCode:
+                self.login_failures.hit(user.phone)
+                raise
+        elif not await self._verify(user.pw_hash, password or ""):
+            self.login_failures.hit(user.phone)
+            raise Unauthorized("the password is wrong")
+
+    def forget(self, phone: str) -> None:
+        """Drop the in-memory counters of a deleted account's phone."""
+        self.login_failures.reset(phone)
 
     async def logout(self, token_hash: bytes) -> None:
         await self.store.delete_session(token_hash)

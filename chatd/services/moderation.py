@@ -1,0 +1,266 @@
+"""Moderators: word lists, the review and report queues, warnings, mutes and bans.
+
+Every method takes the acting user's id first and refuses with ``forbidden``
+(``reason: not_moderator``) unless that user's role is ``moderator`` right now (read from the
+store on each call, so a revoked role takes effect at once). Every action that changes
+something is written to the audit log (who, what, to whom, when).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from chatd.errors import BadRequest, Forbidden, NotFound
+from chatd.node import Node
+from chatd.services.wordlists import WordLists
+from chatd.store import AuditEntry, ConvId, Report, ReviewItem, Store, User, UserId
+
+__all__ = ["FOREVER", "RESOLUTIONS", "ModerationService", "report_wire"]
+
+MODERATOR: Final = "moderator"
+#: ``banned_until`` of a permanent ban (year 9999).
+FOREVER: Final = 253_402_300_799_000
+RESOLUTIONS: Final = ("dismiss", "delete", "warn", "mute", "ban")
+MAX_PAGE: Final = 200
+MAX_NOTE: Final = 500
+
+
+def report_wire(r: Report, for_moderator: bool) -> dict[str, Any]:
+    """A report as its reporter sees it; moderators also see whom and what it is about."""
+    wire: dict[str, Any] = {"id": r.id, "kind": r.kind, "target": r.target, "reason": r.reason,
+                            "text": r.note, "count": r.count, "state": r.state,
+                            "resolution": r.resolution, "created_at": r.created_at,
+                            "updated_at": r.updated_at}
+    if for_moderator:
+        wire.update(item="r:" + r.id, reporter=r.reporter, user=r.target_user,
+                    snapshot=r.snapshot)
+    return wire
+
+
+def _review_wire(i: ReviewItem) -> dict[str, Any]:
+    return {"item": i.item, "kind": i.kind, "id": i.id, "author": i.author, "body": i.body,
+            "ts": i.ts, "where": i.where}
+
+
+def page(offset: int | None, limit: int | None, default: int = 50) -> tuple[int, int]:
+    offset = 0 if offset is None else offset
+    limit = default if limit is None else limit
+    if offset < 0:
+        raise BadRequest("offset must not be negative", field="offset")
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be 1 to {MAX_PAGE}", field="limit")
+    return offset, limit
+
+
+class ModerationService:
+    def __init__(self, store: Store, node: Node, words: WordLists,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.store = store
+        self.node = node
+        self.words = words
+        self._now = now_ms
+
+    async def require(self, actor: UserId) -> User:
+        user = await self.store.get_user(actor)
+        if user is None or user.role != MODERATOR:
+            raise Forbidden("moderators only", reason="not_moderator")
+        return user
+
+    async def _audit(self, actor: UserId, action: str, target: str, detail: str = "") -> None:
+        await self.store.add_audit(AuditEntry(self._now(), actor, action, target, detail))
+
+    # --- word lists ----------------------------------------------------------------------
+
+    async def word_change(self, actor: UserId, op: str, word: str, category: str = "",
+                          action: str = "") -> dict[str, Any]:
+        await self.require(actor)
+        version = await self.words.change(actor, op, word, category, action)
+        return {"version": version, "filter": self.words.live.current.version}
+
+    async def word_list(self, actor: UserId, query: str, offset: int | None,
+                        limit: int | None) -> dict[str, Any]:
+        await self.require(actor)
+        off, lim = page(offset, limit, 100)
+        f = self.words.live.current
+        q = query.strip().casefold()
+        entries = sorted((e for e in f.entries() if q in e.word.casefold()),
+                         key=lambda e: (e.word, e.category))
+        allow = sorted(w for w in f.allow_words() if q in w.casefold())
+        chunk = entries[off:off + lim]
+        return {"entries": [{"word": e.word, "category": e.category, "action": e.action}
+                            for e in chunk],
+                "allow": allow[off:off + lim], "total": len(entries),
+                "total_allow": len(allow),
+                "next": off + lim if off + lim < max(len(entries), len(allow)) else None,
+                **self.version_info()}
+
+    def version_info(self) -> dict[str, Any]:
+        f = self.words.live.current
+        return {"version": self.words.version, "filter": f.version, "entries": len(f),
+                "allow_count": len(f.allow_words())}
+
+    async def word_version(self, actor: UserId) -> dict[str, Any]:
+        await self.require(actor)
+        return self.version_info()
+
+    async def dry_run(self, actor: UserId, text: str) -> dict[str, Any]:
+        await self.require(actor)
+        v = self.words.live.current.check(text)
+        return {"blocked": v.blocked, "action": v.action, "category": v.category,
+                "masked": v.masked,
+                "matches": [{"start": m.start, "end": m.end, "word": m.word,
+                             "category": m.category, "action": m.action} for m in v.matches]}
+
+    # --- queues --------------------------------------------------------------------------
+
+    async def queue(self, actor: UserId, which: str, offset: int | None,
+                    limit: int | None) -> dict[str, Any]:
+        await self.require(actor)
+        off, lim = page(offset, limit)
+        if which == "review":
+            items = [_review_wire(i) for i in await self.store.review_queue(off, lim)]
+        elif which == "reports":
+            items = [report_wire(r, True) for r in await self.store.open_reports(off, lim)]
+        else:
+            raise BadRequest("queue must be review or reports", field="queue")
+        return {"items": items, "next": off + lim if len(items) == lim else None}
+
+    async def resolve(self, actor: UserId, item: str, action: str, duration: int | None,
+                      note: str) -> dict[str, Any]:
+        """Resolve a queue item (``m:<id>``, ``p:<id>`` or ``r:<id>``) with an action."""
+        await self.require(actor)
+        if action not in RESOLUTIONS:
+            raise BadRequest(f"action must be one of {', '.join(RESOLUTIONS)}", field="action")
+        note = _note(note)
+        kind, _, ident = item.partition(":")
+        if kind == "r":
+            report = await self.store.get_report(ident)
+            if report is None:
+                raise NotFound("no such report")
+            content_kind, content_id, author = report.kind, report.target, report.target_user
+        elif kind in ("m", "p"):
+            content_kind = "message" if kind == "m" else "post"
+            content_id = ident
+            author = await self._author(content_kind, ident)
+        else:
+            raise BadRequest("item must be m:<id>, p:<id> or r:<id>", field="item")
+        result: dict[str, Any] = {}
+        if action == "delete":
+            if content_kind == "user":
+                raise BadRequest("a report about a user has no content to delete",
+                                 field="action")
+            await self._delete_content(content_kind, content_id)
+        elif action == "dismiss":
+            if content_kind != "user":
+                await self.store.unflag(content_kind, content_id)
+        else:
+            if content_kind != "user":
+                await self.store.unflag(content_kind, content_id)
+            result = await self._sanction(actor, author, action, duration, note)
+        resolved = await self.store.resolve_reports(content_kind, content_id, action, self._now())
+        await self._audit(actor, f"resolve.{action}", author, f"{item} {note}".strip())
+        return {"resolved": resolved, **result}
+
+    async def _author(self, kind: str, ident: str) -> UserId:
+        if kind == "message":
+            msg = await self.store.get_message(ident)
+            if msg is None:
+                raise NotFound("no such message")
+            return msg.sender
+        post = await self.store.get_post(ident)
+        if post is None:
+            raise NotFound("no such post")
+        return post.author
+
+    async def _delete_content(self, kind: str, ident: str) -> None:
+        if kind == "message":
+            msg = await self.store.delete_message(ident)
+            if msg is None:
+                raise NotFound("no such message")
+            await self.node.to_conv(ConvId(msg.conv), {"t": "msg.deleted", "conv": msg.conv,
+                                                       "id": msg.id, "seq": msg.seq})
+        else:
+            await self.store.delete_post(ident)  # already gone is fine: the outcome holds
+
+    async def _sanction(self, actor: UserId, user_id: UserId, action: str,
+                        duration: int | None, note: str) -> dict[str, Any]:
+        if action == "warn":
+            await self.warn(actor, user_id, note, audit=False)
+            return {}
+        if action == "mute":
+            return await self.mute(actor, user_id, duration, note, audit=False)
+        return await self.ban(actor, user_id, duration, note, audit=False)
+
+    # --- sanctions -----------------------------------------------------------------------
+
+    async def _target(self, user_id: UserId) -> User:
+        user = await self.store.get_user(user_id)
+        if user is None:
+            raise NotFound("no such user")
+        if user.role == MODERATOR:
+            raise Forbidden("moderators cannot be sanctioned here; revoke the role first",
+                            reason="moderator")
+        return user
+
+    async def warn(self, actor: UserId, user_id: UserId, note: str,
+                   audit: bool = True) -> None:
+        await self.require(actor)
+        await self._target(user_id)
+        note = _note(note)
+        await self.node.to_user(user_id, {"t": "mod.notice", "kind": "warn", "reason": note})
+        if audit:
+            await self._audit(actor, "warn", user_id, note)
+
+    async def mute(self, actor: UserId, user_id: UserId, duration: int | None, note: str,
+                   audit: bool = True) -> dict[str, Any]:
+        """Mute for ``duration`` seconds (required; 0 lifts the mute)."""
+        await self.require(actor)
+        await self._target(user_id)
+        if duration is None or duration < 0:
+            raise BadRequest("duration (seconds, 0 to lift) is required", field="duration")
+        until = self._now() + duration * 1000 if duration else 0
+        await self.store.set_muted(user_id, until)
+        await self.node.to_user(user_id, {"t": "mod.notice", "kind": "mute", "until": until,
+                                          "reason": _note(note)})
+        if audit:
+            await self._audit(actor, "mute", user_id, f"until={until} {_note(note)}".strip())
+        return {"until": until}
+
+    async def ban(self, actor: UserId, user_id: UserId, duration: int | None, note: str,
+                  audit: bool = True) -> dict[str, Any]:
+        """Ban for ``duration`` seconds (none: for good). Every session ends on every node."""
+        await self.require(actor)
+        await self._target(user_id)
+        if duration is not None and duration <= 0:
+            raise BadRequest("duration must be positive (omit it for a permanent ban)",
+                             field="duration")
+        until = self._now() + duration * 1000 if duration else FOREVER
+        await self.store.set_banned(user_id, until)
+        await self.store.delete_user_sessions(user_id)
+        await self.node.revoke(user_id)
+        if audit:
+            await self._audit(actor, "ban", user_id, f"until={until} {_note(note)}".strip())
+        return {"until": until}
+
+    async def unban(self, actor: UserId, user_id: UserId) -> None:
+        await self.require(actor)
+        if not await self.store.set_banned(user_id, 0):
+            raise NotFound("no such user")
+        await self._audit(actor, "unban", user_id)
+
+    async def audit(self, actor: UserId, before: int | None, limit: int | None,
+                    target: str | None) -> dict[str, Any]:
+        await self.require(actor)
+        _, lim = page(0, limit)
+        entries = await self.store.audit_log(before, lim, target)
+        return {"entries": [e.wire() for e in entries],
+                "next": entries[-1].id if len(entries) == lim else None}
+
+
+def _note(note: str | None) -> str:
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise BadRequest(f"note is at most {MAX_NOTE} characters", field="note")
+    return note

@@ -1,0 +1,99 @@
+"""Users' rights: consents, the export of everything held about a user, account deletion.
+
+Consents and their defaults (privacy by default: only search history is on until changed):
+``marketing`` (marketing SMS; off), ``location`` (a coarse city on posts; off),
+``search_history`` (keep my queries; on). Turning ``location`` off also removes the city from
+the user's existing posts; turning ``search_history`` off also erases the stored history:
+the choice is honoured at once, for the past as well as the future.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from chatd.errors import BadRequest, Forbidden
+from chatd.store import Store, UserId
+
+__all__ = ["CONSENT_DEFAULTS", "PrivacyService"]
+
+CONSENT_DEFAULTS: Final[dict[str, bool]] = {"marketing": False, "location": False,
+                                            "search_history": True}
+
+
+class PrivacyService:
+    def __init__(self, store: Store,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.store = store
+        self._now = now_ms
+
+    async def consents(self, user_id: UserId) -> dict[str, bool]:
+        current = dict(CONSENT_DEFAULTS)
+        current.update({c.name: c.value for c in await self.store.get_consents(user_id)
+                        if c.name in current})
+        return current
+
+    async def set_consents(self, user_id: UserId, changes: dict[str, bool]) -> dict[str, Any]:
+        if not changes:
+            raise BadRequest("give at least one of " + ", ".join(CONSENT_DEFAULTS))
+        now = self._now()
+        for name, value in changes.items():
+            await self.store.set_consent(user_id, name, value, now)
+            if name == "location" and not value:
+                await self.store.clear_post_locations(user_id)
+            if name == "search_history" and not value:
+                await self.store.clear_search_history(user_id)
+        return {"consents": await self.consents(user_id)}
+
+    async def export(self, user_id: UserId) -> dict[str, Any]:
+        """Every piece of personal data held about the user, as one document.
+
+        Other users appear only as the ids the user's own records point at (a block, a
+        report target, a conversation id): never their names, phones or texts.
+        """
+        user = await self.store.get_user(user_id)
+        if user is None:
+            raise Forbidden("this account no longer exists")
+        stored = {c.name: c for c in await self.store.get_consents(user_id)}
+        consents = {name: {"value": stored[name].value if name in stored else default,
+                           "updated_at": stored[name].updated_at if name in stored else None}
+                    for name, default in CONSENT_DEFAULTS.items()}
+        sessions = [{"device": s.device, "created_at": s.created_at,
+                     "expires_at": s.expires_at}
+                    for s in await self.store.user_sessions(user_id)]
+        messages = [{"conv": m.conv, "id": m.id, "seq": m.seq, "body": m.body, "ts": m.ts,
+                     "deleted": m.deleted} for m in await self.store.messages_by(user_id)]
+        posts = [{"id": p.id, "body": p.body, "ts": p.ts, "group": p.group, "city": p.city}
+                 for p in await self.store.posts_by(user_id)]
+        history = [{"q": q, "ts": ts}
+                   for q, ts in await self.store.search_history(user_id, 10_000)]
+        reports = [{"id": r.id, "kind": r.kind, "target": r.target, "reason": r.reason,
+                    "text": r.note, "count": r.count, "state": r.state,
+                    "resolution": r.resolution, "created_at": r.created_at,
+                    "updated_at": r.updated_at} for r in await self.store.reports_by(user_id)]
+        convs = [{"conv": c.id, "kind": c.kind, "read_seq": c.read_seq}
+                 for c in await self.store.user_convs(user_id)]
+        sanctions = [{"action": e.action, "ts": e.ts, "detail": e.detail}
+                     for e in await self.store.audit_log(None, 1000, user_id)]
+        return {
+            "generated_at": self._now(),
+            "profile": {"id": user.id, "phone": user.phone, "birthdate": user.birthdate,
+                        "gender": user.gender, "nickname": user.nickname, "bio": user.bio,
+                        "role": user.role, "created_at": user.created_at,
+                        "banned_until": user.banned_until, "muted_until": user.muted_until},
+            "interests": list(user.interests),
+            "consents": consents,
+            "sessions": sessions,
+            "conversations": convs,
+            "messages": messages,
+            "posts": posts,
+            "search_history": history,
+            "reports": reports,
+            "blocked_users": sorted(await self.store.blocked_by(user_id)),
+            "moderation": sanctions,
+        }
+
+    async def delete(self, user_id: UserId) -> list[bytes]:
+        """Erase the account (see ``Store.delete_account``); the ended sessions' hashes."""
+        return await self.store.delete_account(user_id)

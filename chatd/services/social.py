@@ -1,0 +1,189 @@
+"""Status posts and feeds, search with history, and reports.
+
+Visibility rule shared by feeds and search: a user who blocked the viewer, or whom the viewer
+blocked, never appears (as a user or as a post author), nor does a currently banned user.
+Other users are only ever shown as their public view: never a phone or a birthdate.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
+
+from chatd.catalog import Catalog, group_conv_id
+from chatd.config import Config
+from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chatd.services.moderation import MODERATOR, page, report_wire
+from chatd.services.privacy import PrivacyService
+from chatd.services.text import TextGate
+from chatd.store import ConvId, Post, Report, Store, UserId
+
+__all__ = ["REPORT_REASONS", "SocialService"]
+
+REPORT_REASONS: Final = ("spam", "harassment", "sexual", "violence", "fraud", "hate", "underage",
+                         "illegal", "other")
+REPORT_KINDS: Final = ("user", "message", "post")
+FEED_SCOPES: Final = ("group", "peers", "mine")
+MAX_CITY: Final = 40
+MAX_QUERY: Final = 50
+MAX_REPORT_TEXT: Final = 500
+SEARCH_KINDS: Final = ("all", "users", "posts", "groups")
+
+
+class SocialService:
+    def __init__(self, config: Config, store: Store, text: TextGate, catalog: Catalog,
+                 privacy: PrivacyService,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.config = config
+        self.store = store
+        self.text = text
+        self.catalog = catalog
+        self.privacy = privacy
+        self._now = now_ms
+
+    # --- posts ---------------------------------------------------------------------------
+
+    async def create_post(self, author: UserId, body: str, group: str | None,
+                          city: str | None) -> dict[str, Any]:
+        """Filter the text (block → ``filtered``, mask → stored masked, review → flagged)."""
+        if not body.strip():
+            raise BadRequest("body must not be empty", field="body")
+        if len(body) > self.config.max_post_chars:
+            raise TooLarge(f"body is at most {self.config.max_post_chars} characters",
+                           limit=self.config.max_post_chars)
+        if group is not None and not await self.store.is_member(ConvId(group), author):
+            raise Forbidden("post to the groups of your interests only")
+        if city is not None:
+            city = city.strip()
+            if not 1 <= len(city) <= MAX_CITY:
+                raise BadRequest(f"city must be 1 to {MAX_CITY} characters", field="city")
+            if not (await self.privacy.consents(author))["location"]:
+                raise Forbidden("turn location on (consent.set) to add a city",
+                                reason="consent")
+            city = self.text.publishable(city)
+        user = await self.store.get_user(author)
+        if user is None:
+            raise Forbidden("this account no longer exists")
+        now = self._now()
+        if user.muted_until > now:
+            raise Forbidden("you are muted", reason="muted", until=user.muted_until)
+        checked = self.text.check(body)
+        post = Post(uuid.uuid4().hex, author, checked.text, now, group, city, checked.flagged,
+                    user.nickname)
+        await self.store.create_post(post)
+        return {"post": post.wire()}
+
+    async def delete_post(self, user_id: UserId, post_id: str) -> None:
+        post = await self.store.get_post(post_id)
+        if post is None:
+            raise NotFound("no such post")
+        if post.author != user_id:
+            me = await self.store.get_user(user_id)
+            if me is None or me.role != MODERATOR:
+                raise Forbidden("you can delete only your own posts")
+        await self.store.delete_post(post_id)
+
+    async def feed(self, viewer: UserId, scope: str, group: str | None, before: str | None,
+                   limit: int | None) -> dict[str, Any]:
+        if scope not in FEED_SCOPES:
+            raise BadRequest(f"scope must be one of {', '.join(FEED_SCOPES)}", field="scope")
+        if scope == "group" and (group is None or not group.startswith("g:")):
+            raise BadRequest("a group feed needs 'group' (g:<tag>)", field="group")
+        _, lim = page(0, limit, 20)
+        cursor = _parse_cursor(before) if before is not None else None
+        posts = await self.store.feed(viewer, scope, group, cursor, lim, self._now())  # type: ignore[arg-type]
+        nxt = f"{posts[-1].ts}.{posts[-1].id}" if len(posts) == lim else None
+        return {"posts": [p.wire() for p in posts], "next": nxt}
+
+    # --- search --------------------------------------------------------------------------
+
+    async def search(self, viewer: UserId, query: str, kind: str | None, offset: int | None,
+                     limit: int | None) -> dict[str, Any]:
+        q = query.strip()
+        if not 1 <= len(q) <= MAX_QUERY:
+            raise BadRequest(f"q must be 1 to {MAX_QUERY} characters", field="q")
+        kind = kind or "all"
+        if kind not in SEARCH_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(SEARCH_KINDS)}", field="kind")
+        off, lim = page(offset, limit, 20)
+        now = self._now()
+        folded = q.casefold()
+        tags = [t for t in self.catalog
+                if folded in t.id.casefold() or folded in t.name.casefold()]
+        result: dict[str, Any] = {}
+        full = False
+        if kind in ("all", "users"):
+            users = await self.store.search_users(viewer, q, [t.id for t in tags], off, lim, now)
+            result["users"] = [u.public() for u in users]
+            full |= len(users) == lim
+        if kind in ("all", "posts"):
+            posts = await self.store.search_posts(viewer, q, off, lim, now)
+            result["posts"] = [p.wire() for p in posts]
+            full |= len(posts) == lim
+        if kind in ("all", "groups"):
+            chunk = tags[off:off + lim]
+            result["groups"] = [{"conv": group_conv_id(t.id), "tag": t.id, "name": t.name}
+                                for t in chunk]
+            full |= off + lim < len(tags)
+        result["next"] = off + lim if full else None
+        # The first page only: paging through results is not a new search.
+        if off == 0 and (await self.privacy.consents(viewer))["search_history"]:
+            await self.store.add_search(viewer, q, now, self.config.search_history_keep)
+        return result
+
+    async def history(self, user_id: UserId, limit: int | None) -> dict[str, Any]:
+        _, lim = page(0, limit, 50)
+        rows = await self.store.search_history(user_id, lim)
+        return {"history": [{"q": q, "ts": ts} for q, ts in rows]}
+
+    async def clear_history(self, user_id: UserId) -> None:
+        await self.store.clear_search_history(user_id)
+
+    # --- reports -------------------------------------------------------------------------
+
+    async def report(self, reporter: UserId, kind: str, target: str, reason: str,
+                     text: str | None) -> dict[str, Any]:
+        """Store a report (never published, not filtered: moderators read it as written)."""
+        if kind not in REPORT_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(REPORT_KINDS)}", field="kind")
+        if reason not in REPORT_REASONS:
+            raise BadRequest(f"reason must be one of {', '.join(REPORT_REASONS)}",
+                             field="reason")
+        note = (text or "").strip()
+        if len(note) > MAX_REPORT_TEXT:
+            raise TooLarge(f"text is at most {MAX_REPORT_TEXT} characters",
+                           limit=MAX_REPORT_TEXT)
+        snapshot = ""
+        if kind == "user":
+            if await self.store.get_user(UserId(target)) is None:
+                raise NotFound("no such user")
+            about = UserId(target)
+        elif kind == "message":
+            msg = await self.store.get_message(target)
+            # Only what the reporter could read: never confirm other conversations' ids.
+            if msg is None or not await self.store.was_member(msg.conv, reporter):
+                raise NotFound("no such message")
+            about, snapshot = msg.sender, msg.body
+        else:
+            post = await self.store.get_post(target)
+            if post is None:
+                raise NotFound("no such post")
+            about, snapshot = post.author, post.body
+        if about == reporter:
+            raise BadRequest("you cannot report yourself", field="target")
+        now = self._now()
+        stored = await self.store.add_report(Report(uuid.uuid4().hex, reporter, kind, target,  # type: ignore[arg-type]
+                                                    about, reason, note, snapshot, now, now))
+        return {"report": report_wire(stored, False)}
+
+    async def my_reports(self, reporter: UserId) -> dict[str, Any]:
+        return {"reports": [report_wire(r, False) for r in await self.store.reports_by(reporter)]}
+
+
+def _parse_cursor(raw: str) -> tuple[int, str]:
+    ts, sep, pid = raw.partition(".")
+    if not sep or not ts.isdigit():
+        raise BadRequest("before must be a cursor from an earlier 'next'", field="before")
+    return int(ts), pid
