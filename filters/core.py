@@ -1,8 +1,10 @@
-"""The compiled, immutable WordFilter: normalise → automaton scan → policy.
+"""The compiled, immutable WordFilter: normalise → automaton scan → policy → Verdict.
 
-Fast path (no hit, the common case): a few C-level calls: ``str.translate`` with the shared
-table, two cheap regex searches, one automaton scan per segment. Only when a scan finds
-something is the skeleton rebuilt in Python with an offset map back to the original text.
+Per message: ``str.translate`` with the shared table, run collapse, one overlapping
+automaton scan per segment (two skeletons if the text has ASCII letters/digits), then the
+policy (allow-list, doubled entries) on the skeleton-space hits. The decision needs no offset
+map; ``Verdict.matches``/``masked`` map hits back to the original text only when read
+(filters/verdict.py), because on hit-heavy lists that mapping dominated the cost.
 """
 
 from __future__ import annotations
@@ -10,23 +12,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from filters.engine import Engine, EngineName, build_engine
 from filters.normalize import (
-    TABLE_LIMIT,
-    Skeleton,
+    Runs,
     collapse_runs,
-    is_invisible,
+    drop_ascii,
     normalize_word,
     run_lengths,
-    skeleton_map,
     table,
 )
+from filters.verdict import Hit, Match, Verdict, decide, is_ascii_alnum, materialize
 from filters.wordlist import (
     ACTIONS,
-    Action,
     Entry,
     WordListError,
     check_entry,
@@ -37,7 +36,9 @@ __all__ = ["LiveFilter", "Match", "Verdict", "WordFilter", "default_wordlists_pa
 
 _ASTRAL_NOISE = re.compile("[\U000e0000-\U000e0fff]+")
 _ASCII_ALNUM = re.compile(r"[a-z0-9]")
-_ASCII_ALNUM_RUN = re.compile(r"[a-z0-9]+")
+# Any adjacent pair of one non-ASCII character: a cheap search that skips the (slower)
+# collapsing substitution for the ~75% of messages without such a run.
+_ANY_RUN = re.compile(r"([^\x00-\x7f])\1")
 
 # with_changes keeps the big automaton and adds a small overlay one; past these sizes it
 # compacts (one full rebuild) so the overlay scan and the stale keys stay cheap.
@@ -50,111 +51,29 @@ def default_wordlists_path() -> Path:
     return Path(__file__).resolve().parent.parent / "wordlists"
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """One hit; ``start``/``end`` index the ORIGINAL text (end exclusive)."""
+class _Segment:
+    """Automata over a fixed tuple of keys (never mutated).
 
-    start: int
-    end: int
-    word: str
-    category: str
-    action: Action
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """``blocked`` iff a block-action match remains after the allow-list.
-
-    ``action``/``category`` are those of the strongest match (block > mask > review), or None.
-    ``masked`` is the original text with every matched span replaced by ``*`` per character.
+    Keys containing an ASCII letter/digit and the other keys get separate automata: the
+    first only ever match on the full skeleton, the second on the skeleton with ASCII
+    letters/digits removed (傻a逼), so each skeleton is scanned only for keys it can hold.
     """
 
-    blocked: bool
-    action: Action | None
-    category: str | None
-    matches: tuple[Match, ...]
-    masked: str
-
-    @property
-    def review(self) -> bool:
-        return any(m.action == "review" for m in self.matches)
-
-
-def _is_ascii_alnum(ch: str) -> bool:
-    return "a" <= ch <= "z" or "0" <= ch <= "9"
-
-
-def _norm_char(ch: str) -> str:
-    o = ord(ch)
-    return table()[o] if o < TABLE_LIMIT else ch
-
-
-def _boundary_before(text: str, i: int) -> bool:
-    j = i - 1
-    while j >= 0 and is_invisible(text[j]):
-        j -= 1
-    if j < 0:
-        return True
-    rep = _norm_char(text[j])
-    return not (rep and _is_ascii_alnum(rep[-1]))
-
-
-def _boundary_after(text: str, i: int) -> bool:
-    n = len(text)
-    while i < n and is_invisible(text[i]):
-        i += 1
-    if i >= n:
-        return True
-    rep = _norm_char(text[i])
-    return not (rep and _is_ascii_alnum(rep[0]))
-
-
-def _mask(text: str, spans: list[tuple[int, int]]) -> str:
-    if not spans:
-        return text
-    out: list[str] = []
-    pos = 0
-    for s, e in sorted(spans):
-        if e <= pos:
-            continue
-        s = max(s, pos)
-        out.append(text[pos:s])
-        out.append("*" * (e - s))
-        pos = e
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def _interior_regex(chars: frozenset[str]) -> re.Pattern[str] | None:
-    # A run of a character that sits INSIDE some key is the only run that can hide a
-    # match from the uncollapsed scan; runs of first/last characters still contain the key.
-    if not chars:
-        return None
-    return re.compile("([" + "".join(re.escape(c) for c in sorted(chars)) + r"])\1")
-
-
-def _interior_chars(keys: Iterable[str]) -> frozenset[str]:
-    return frozenset(c for k in keys for c in k[1:-1] if ord(c) > 0x7F)
-
-
-class _Segment:
-    """One automaton over a fixed tuple of keys (never mutated)."""
-
-    __slots__ = ("engine", "keys", "keyset")
+    __slots__ = ("asc", "asc_keys", "cjk", "cjk_keys", "keys", "keyset")
 
     def __init__(self, engine_name: EngineName, keys: Iterable[str]) -> None:
         self.keys = tuple(sorted(keys))
         self.keyset = frozenset(self.keys)
-        self.engine: Engine = build_engine(engine_name, self.keys)
+        self.asc_keys = tuple(k for k in self.keys if _ASCII_ALNUM.search(k))
+        self.cjk_keys = tuple(k for k in self.keys if not _ASCII_ALNUM.search(k))
+        self.asc: Engine = build_engine(engine_name, self.asc_keys)
+        self.cjk: Engine = build_engine(engine_name, self.cjk_keys)
 
 
 class WordFilter:
     """An immutable compiled filter. Build with ``from_paths`` / ``from_entries``."""
 
-    __slots__ = (
-        "_allow", "_engine_name", "_entries", "_interior", "_interior_chars",
-        "_runs", "_segments", "_version",
-    )
+    __slots__ = ("_allow", "_engine_name", "_entries", "_runs", "_segments", "_version")
 
     def __init__(
         self,
@@ -162,7 +81,6 @@ class WordFilter:
         allow: dict[str, str],
         engine: EngineName,
         segments: tuple[_Segment, ...] | None = None,
-        interior: frozenset[str] | None = None,
         runs: dict[str, tuple[int, ...]] | None = None,
     ) -> None:
         # Private: callers use the classmethods. ``entries``/``allow`` map key → item.
@@ -172,10 +90,6 @@ class WordFilter:
         if segments is None:
             segments = (_Segment(engine, set(entries) | set(allow)),)
         self._segments = segments
-        if interior is None:
-            interior = _interior_chars(k for s in segments for k in s.keys)
-        self._interior_chars = interior
-        self._interior = _interior_regex(interior)
         if runs is None:
             runs = {}
             for key, e in entries.items():
@@ -256,8 +170,7 @@ class WordFilter:
             segments = (base, _Segment(self._engine_name, overlay))
         else:
             segments = (base,)
-        interior = self._interior_chars | _interior_chars(new_keys)
-        return WordFilter(ents, allow, self._engine_name, segments, interior, runs)
+        return WordFilter(ents, allow, self._engine_name, segments, runs)
 
     # ---- inspection -----------------------------------------------------------------------
     def entries(self) -> list[Entry]:
@@ -299,76 +212,79 @@ class WordFilter:
         s = text.translate(table())
         if _ASTRAL_NOISE.search(s):
             s = _ASTRAL_NOISE.sub("", s)
-        interior = self._interior
-        if interior is not None and interior.search(s):
-            s = collapse_runs(s)
-        for seg in self._segments:
-            if seg.engine.any(s):
-                return self._check_slow(text)
-        if _ASCII_ALNUM.search(s):
-            # ASCII letters/digits between CJK characters are noise for CJK keys.
-            s = _ASCII_ALNUM_RUN.sub("", s)
-            if interior is not None and interior.search(s):
-                s = collapse_runs(s)
-            for seg in self._segments:
-                if seg.engine.any(s):
-                    return self._check_slow(text)
-        return Verdict(False, None, None, (), text)
+        hits: list[Hit] = []
+        if _ASCII_ALNUM.search(s) is None:
+            eager = self._gather(s, False, 0, hits)  # no ASCII key can occur
+        else:
+            # Keys with ASCII match on the full skeleton, pure-CJK keys on the one with ASCII
+            # letters/digits removed (傻a逼).
+            eager = self._gather(s, True, 0, hits)
+            self._gather(drop_ascii(s), False, 1, hits)
+        if not hits:
+            return Verdict.clean(text)
+        if eager:
+            return decide(materialize(text, hits), text)
+        top = max(ACTIONS[h[3].action] for h in hits)
+        first: Entry | None = None
+        for h in hits:
+            e = h[3]
+            if ACTIONS[e.action] == top:
+                if first is None:
+                    first = e
+                elif e.category != first.category:
+                    # Equal strength, different categories: the first in the ORIGINAL text
+                    # wins, which only the offsets can tell.
+                    return decide(materialize(text, hits), text)
+        assert first is not None
+        return Verdict.lazy(first.action == "block", first.action, first.category, text, hits)
 
     def scan(self, text: str) -> tuple[Match, ...]:
         return self.check(text).matches
 
-    def _check_slow(self, text: str) -> Verdict:
-        sk = skeleton_map(text)
-        found: dict[tuple[int, int, str], Match] = {}
-        if _ASCII_ALNUM.search(sk.text):
-            # Keys with ASCII match on the full skeleton, pure-CJK keys on the ASCII-free one.
-            self._collect(text, sk, True, found)
-            self._collect(text, skeleton_map(text, no_ascii=True), False, found)
-        else:
-            self._collect(text, sk, None, found)
-        if not found:
-            return Verdict(False, None, None, (), text)
-        matches = tuple(sorted(found.values(), key=lambda m: (m.start, m.end, m.word)))
-        top = max(matches, key=lambda m: ACTIONS[m.action])
-        masked = _mask(text, [(m.start, m.end) for m in matches])
-        return Verdict(top.action == "block", top.action, top.category, matches, masked)
+    def _gather(self, u: str, ascii_keys: bool, which: int, out: list[Hit]) -> bool:
+        """Append the hits on skeleton ``u`` that survive the policy to ``out``.
 
-    def _collect(
-        self,
-        text: str,
-        sk: Skeleton,
-        want_ascii: bool | None,
-        found: dict[tuple[int, int, str], Match],
-    ) -> None:
-        hits: list[tuple[int, int, str, Entry]] = []
+        ``ascii_keys``: scan for the keys with (True) or without (False) ASCII letters/digits.
+        Returns True if a survivor needs an original-text word boundary (its key starts or
+        ends with an ASCII letter/digit): the caller materialises the verdict then.
+        """
+        c = collapse_runs(u) if _ANY_RUN.search(u) else u
+        allow = self._allow
+        ents = self._entries
+        cands: list[Hit] = []
         allows: list[tuple[int, int]] = []
         for seg in self._segments:
-            keys = seg.keys
-            for idx, a, b in seg.engine.scan(sk.text):
+            if ascii_keys:
+                found, keys = seg.asc.scan(c), seg.asc_keys
+            else:
+                found, keys = seg.cjk.scan(c), seg.cjk_keys
+            for idx, a, b in found:
                 key = keys[idx]
-                if want_ascii is not None and (
-                    _ASCII_ALNUM.search(key) is not None
-                ) != want_ascii:
-                    continue
-                if key in self._allow:
+                if key in allow:
                     allows.append((a, b))
                     continue
-                e = self._entries.get(key)
+                e = ents.get(key)
                 if e is not None:
-                    hits.append((a, b, key, e))
-        for a, b, key, e in hits:
-            if any(x <= a and b <= y for x, y in allows):
+                    cands.append((a, b, key, e, which))
+        if not cands:
+            return False
+        runs: Runs | None = None
+        eager = False
+        for h in cands:
+            a, b, key = h[0], h[1], h[2]
+            # An allow word occurrence containing the hit suppresses it (按摩椅 ⊃ 按摩).
+            if allows and any(x <= a and b <= y for x, y in allows):
                 continue
-            runs = self._runs.get(key)
-            if runs is not None and any(sk.run(a + i) < r for i, r in enumerate(runs)):
-                continue
-            start, end = sk.span(a, b)
-            if _is_ascii_alnum(key[0]) and not _boundary_before(text, start):
-                continue
-            if _is_ascii_alnum(key[-1]) and not _boundary_after(text, end):
-                continue
-            found[(start, end, key)] = Match(start, end, e.word, e.category, e.action)
+            need = self._runs.get(key)
+            if need is not None:
+                if runs is None:
+                    runs = Runs(u)
+                if any(runs.run(a + i) < n for i, n in enumerate(need)):
+                    continue  # 妈妈的 needs two 妈 in the text, 妈的 is not enough
+            if ascii_keys and (is_ascii_alnum(key[0]) or is_ascii_alnum(key[-1])):
+                eager = True
+            out.append(h)
+        return eager
 
 
 def _add_entry(

@@ -20,4 +20,4 @@ class RsEngine:
         return bool(self._ac.find_matches_as_indexes(text))
 
     def scan(self, text: str) -> list[tuple[int, int, int]]:
-        return list(self._ac.find_matches_as_indexes(text, overlapping=True))
+        return self._ac.find_matches_as_indexes(text, overlapping=True)

@@ -19,6 +19,7 @@ from functools import lru_cache
 __all__ = [
     "BREAKERS",
     "TABLE_LIMIT",
+    "Runs",
     "Skeleton",
     "collapse_runs",
     "drop_ascii",
@@ -133,23 +134,35 @@ def run_lengths(word: str) -> tuple[int, ...]:
     return tuple(runs)
 
 
-class Skeleton:
-    """A collapsed skeleton that can map its positions back to the original text.
+class Runs:
+    """Where a collapsed skeleton had runs: (collapsed position, uncollapsed start, length).
 
-    ``idx[u]`` is the original index of uncollapsed skeleton character ``u``; the few runs
-    are kept as (collapsed position, uncollapsed start, length), so mapping is a bisect.
+    Built from the uncollapsed string, so the matcher can check doubled entries (妈妈的) in
+    skeleton space without an offset map; the few runs make each lookup a bisect.
     """
 
-    __slots__ = ("_idx", "_rc", "_rl", "_ru", "text")
+    __slots__ = ("_rc", "_rl", "_ru")
 
-    def __init__(self, text: str, idx: list[int], rc: list[int], ru: list[int], rl: list[int]):
-        self.text = text
-        self._idx = idx
+    def __init__(self, uncollapsed: str) -> None:
+        rc: list[int] = []
+        ru: list[int] = []
+        rl: list[int] = []
+        removed = 0
+        for m in _RUNS.finditer(uncollapsed):
+            a, b = m.span()
+            rc.append(a - removed)
+            ru.append(a)
+            rl.append(b - a)
+            removed += b - a - 1
         self._rc = rc
         self._ru = ru
         self._rl = rl
 
-    def _uncollapse(self, k: int) -> tuple[int, int]:
+    def __bool__(self) -> bool:
+        return bool(self._rc)
+
+    def uncollapse(self, k: int) -> tuple[int, int]:
+        """(uncollapsed position, run length) of collapsed position ``k``."""
         j = bisect.bisect_right(self._rc, k) - 1
         if j < 0:
             return k, 1
@@ -157,52 +170,71 @@ class Skeleton:
             return self._ru[j], self._rl[j]
         return k + self._ru[j] + self._rl[j] - self._rc[j] - 1, 1
 
+    def run(self, k: int) -> int:
+        return self.uncollapse(k)[1]
+
+
+class Skeleton:
+    """A collapsed skeleton that can map its positions back to the original text.
+
+    ``idx[u]`` is the original index of uncollapsed skeleton character ``u``; ``runs``
+    turns collapsed positions into uncollapsed ones.
+    """
+
+    __slots__ = ("_idx", "runs", "text")
+
+    def __init__(self, text: str, idx: list[int], runs: Runs) -> None:
+        self.text = text
+        self._idx = idx
+        self.runs = runs
+
     def span(self, a: int, b: int) -> tuple[int, int]:
         """Original [start, end) of skeleton characters [a, b), whole runs included."""
-        ua, _ = self._uncollapse(a)
-        ub, lb = self._uncollapse(b - 1)
+        ua, _ = self.runs.uncollapse(a)
+        ub, lb = self.runs.uncollapse(b - 1)
         return self._idx[ua], self._idx[ub + lb - 1] + 1
 
     def run(self, k: int) -> int:
-        return self._uncollapse(k)[1]
+        return self.runs.run(k)
 
 
-_NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]+")
+@lru_cache(maxsize=1)
+def _len_table() -> list[str]:
+    # Code point → chr(len of its skeleton text): one more str.translate gives the length of
+    # every character's output at C speed (the offset map is built from these lengths).
+    return [chr(len(r)) for r in table()]
+
+
+_BEYOND_TABLE = re.compile("[^\x00-\x7f]")
+# ASCII letters/digits → NUL, anything else unchanged: a keep-mask for the no-ASCII skeleton.
+_ALNUM_TO_NUL = {ord(c): "\x00" for c in "abcdefghijklmnopqrstuvwxyz0123456789"}
+
+
+def _beyond_len(m: re.Match[str]) -> str:
+    # Characters past the table are left as they are, except tags/variation selectors.
+    return "\x00" if 0xE0000 <= ord(m.group()) <= 0xE0FFF else "\x01"
 
 
 def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
-    """Rebuild the skeleton keeping offsets. Only run when a scan found a hit.
+    """Rebuild the skeleton keeping offsets (only when a caller wants original offsets).
 
     Must produce exactly ``collapse_runs(skeleton(text))`` (or its ``drop_ascii`` variant).
-    Mostly C-level (map, compress, join) because hit-heavy lists take this path often.
+    All bulk work is C-level (translate, compress, repeat), because hit-heavy lists come
+    here for most messages whose matches are read.
     """
-    tbl = table()
-    if text and max(text) >= "\U00030000":
-        reps = [
-            tbl[o] if o < TABLE_LIMIT else ("" if 0xE0000 <= o <= 0xE0FFF else chr(o))
-            for o in map(ord, text)
-        ]
+    s = skeleton(text)
+    lens = text.translate(_len_table())
+    if not lens.isascii():
+        lens = _BEYOND_TABLE.sub(_beyond_len, lens)
+    counts = lens.encode("ascii")
+    if len(s) == len(counts) - counts.count(0):
+        idx = list(itertools.compress(range(len(counts)), counts))
     else:
-        reps = list(map(tbl.__getitem__, map(ord, text)))
-    s = "".join(reps)
-    idx = list(itertools.compress(range(len(reps)), reps))
-    if len(idx) != len(s):
         # Some character expanded (ﬁ → fi): repeat its index once per output character.
-        idx = [i for i, r in enumerate(reps) for _ in r]
+        idx = list(itertools.chain.from_iterable(map(itertools.repeat, range(len(counts)),
+                                                     counts)))
     if no_ascii and _ASCII_ALNUM.search(s):
-        keep: list[int] = []
-        for m in _NOT_ASCII_ALNUM.finditer(s):
-            keep.extend(idx[m.start() : m.end()])
+        idx = list(itertools.compress(idx, map(ord, s.translate(_ALNUM_TO_NUL))))
         s = _ASCII_ALNUM.sub("", s)
-        idx = keep
-    rc: list[int] = []
-    ru: list[int] = []
-    rl: list[int] = []
-    removed = 0
-    for m in _RUNS.finditer(s):
-        a, b = m.span()
-        rc.append(a - removed)
-        ru.append(a)
-        rl.append(b - a)
-        removed += b - a - 1
-    return Skeleton(collapse_runs(s) if rc else s, idx, rc, ru, rl)
+    runs = Runs(s)
+    return Skeleton(collapse_runs(s) if runs else s, idx, runs)
