@@ -1,0 +1,67 @@
+"""What the benchmarks share: core placement, seeded chatd nodes, server CPU and memory meters."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.engine import Plan, planned_tags
+from bench.harness import ServerProc, chatd_server, cores, read_json_lines, seed_accounts
+
+__all__ = ["Meter", "placement", "ratio_line", "seeded_chatd"]
+
+
+def placement() -> tuple[list[int] | None, list[int] | None, str]:
+    """Server on the first core, generator on the second: they never share a core."""
+    cpus = cores()
+    if len(cpus) < 2:
+        return None, None, "1 core: server and generator share it"
+    return [cpus[0]], [cpus[1]], f"server pinned to core {cpus[0]}, generator to core {cpus[1]}"
+
+
+def catalog_ids() -> list[str]:
+    from chatd.catalog import Catalog
+
+    return sorted(t["id"] for t in Catalog.load().as_wire())
+
+
+def seeded_chatd(tmp: Path, plan: Plan, cpus: list[int] | None,
+                 *flags: str) -> tuple[ServerProc, Plan]:
+    """A chatd node whose store already holds ``plan.conns`` users (with the interests the
+    generator will want) and their session tokens; returns it and the plan with accounts."""
+    catalog = catalog_ids()
+    tags = [planned_tags(catalog, plan, i)[0] for i in range(plan.conns)]
+    accounts = tmp / "accounts.jsonl"
+    seed_accounts(tmp / "data", plan.conns, tags, accounts)
+    srv = chatd_server(tmp / "data", cpus, *flags)
+    return srv, replace(plan, accounts=read_json_lines(accounts), register=False)
+
+
+class Meter:
+    """A ``run_load`` hook: server CPU seconds and RSS between ``ready`` and ``done``."""
+
+    def __init__(self, srv: ServerProc) -> None:
+        self.srv = srv
+        self.marks: dict[str, tuple[float, float, int]] = {}
+
+    def __call__(self, phase: str) -> None:
+        self.marks[phase] = (time.perf_counter(), self.srv.cpu(), self.srv.rss())
+
+    @property
+    def cpu_share(self) -> float:
+        (t0, c0, _), (t1, c1, _) = self.marks["ready"], self.marks["done"]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def rss(self, phase: str) -> int:
+        return self.marks[phase][2]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"server_cpu": self.cpu_share}
+
+
+def ratio_line(name: str, value: float, base: float, target: float) -> str:
+    ratio = value / base if base else 0.0
+    verdict = "met" if ratio >= target else "MISSED"
+    return f"{name}: {ratio:.0%} of the baseline (target >= {target:.0%}: {verdict})"
