@@ -98,8 +98,8 @@ class ModerationService:
 
     def version_info(self) -> dict[str, Any]:
         f = self.words.live.current
-        return {"version": self.words.version, "filter": f.version, "entries": len(f),
-                "allow_count": len(f.allow_words())}
+        return {"version": self.words.version, "filter": f.version, "size": len(f),
+                "allow_size": len(f.allow_words())}
 
     async def word_version(self, actor: UserId) -> dict[str, Any]:
         await self.require(actor)
