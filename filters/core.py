@@ -223,7 +223,7 @@ class WordFilter:
         if not hits:
             return Verdict.clean(text)
         if eager:
-            return decide(materialize(text, hits), text)
+            return decide(materialize(text, hits, s), text)
         top = max(ACTIONS[h[3].action] for h in hits)
         first: Entry | None = None
         for h in hits:
@@ -234,9 +234,11 @@ class WordFilter:
                 elif e.category != first.category:
                     # Equal strength, different categories: the first in the ORIGINAL text
                     # wins, which only the offsets can tell.
-                    return decide(materialize(text, hits), text)
+                    return decide(materialize(text, hits, s), text)
         assert first is not None
-        return Verdict.lazy(first.action == "block", first.action, first.category, text, hits)
+        return Verdict.lazy(
+            first.action == "block", first.action, first.category, text, hits, s
+        )
 
     def scan(self, text: str) -> tuple[Match, ...]:
         return self.check(text).matches

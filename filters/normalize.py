@@ -215,14 +215,15 @@ def _beyond_len(m: re.Match[str]) -> str:
     return "\x00" if 0xE0000 <= ord(m.group()) <= 0xE0FFF else "\x01"
 
 
-def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
+def skeleton_map(text: str, *, no_ascii: bool = False, skel: str | None = None) -> Skeleton:
     """Rebuild the skeleton keeping offsets (only when a caller wants original offsets).
 
     Must produce exactly ``collapse_runs(skeleton(text))`` (or its ``drop_ascii`` variant).
     All bulk work is C-level (translate, compress, repeat), because hit-heavy lists come
-    here for most messages whose matches are read.
+    here for most messages whose matches are read. ``skel``: ``skeleton(text)`` if the caller
+    already has it.
     """
-    s = skeleton(text)
+    s = skeleton(text) if skel is None else skel
     lens = text.translate(_len_table())
     if not lens.isascii():
         lens = _BEYOND_TABLE.sub(_beyond_len, lens)

@@ -42,7 +42,9 @@ class Verdict:
     ``*`` per character. Both are computed when first read. Immutable.
     """
 
-    __slots__ = ("_action", "_blocked", "_category", "_hits", "_masked", "_matches", "_text")
+    __slots__ = (
+        "_action", "_blocked", "_category", "_hits", "_masked", "_matches", "_skel", "_text",
+    )
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Verdict:
         self._masked: str | None = masked
         self._text = masked
         self._hits: Sequence[Hit] = ()
+        self._skel: str | None = None
 
     @classmethod
     def clean(cls, text: str) -> Verdict:
@@ -66,9 +69,18 @@ class Verdict:
 
     @classmethod
     def lazy(
-        cls, blocked: bool, action: Action, category: str, text: str, hits: Sequence[Hit]
+        cls,
+        blocked: bool,
+        action: Action,
+        category: str,
+        text: str,
+        hits: Sequence[Hit],
+        skel: str,
     ) -> Verdict:
-        """A verdict whose matches are mapped to the original text only when read."""
+        """A verdict whose matches are mapped to the original text only when read.
+
+        ``skel`` is ``skeleton(text)``, kept so the offset map need not translate again.
+        """
         v = cls.__new__(cls)
         v._blocked = blocked
         v._action = action
@@ -77,6 +89,7 @@ class Verdict:
         v._masked = None
         v._text = text
         v._hits = hits
+        v._skel = skel
         return v
 
     @property
@@ -94,7 +107,9 @@ class Verdict:
     @property
     def matches(self) -> tuple[Match, ...]:
         if self._matches is None:
-            self._matches = materialize(self._text, self._hits)
+            self._matches = materialize(self._text, self._hits, self._skel)
+            self._hits = ()  # the matches replace them
+            self._skel = None
         return self._matches
 
     @property
@@ -165,14 +180,17 @@ def _boundary_after(text: str, i: int) -> bool:
     return not (rep and is_ascii_alnum(rep[0]))
 
 
-def materialize(text: str, hits: Sequence[Hit]) -> tuple[Match, ...]:
-    """Map skeleton-space hits to original offsets; drop ASCII keys without a word boundary."""
+def materialize(text: str, hits: Sequence[Hit], skel: str | None = None) -> tuple[Match, ...]:
+    """Map skeleton-space hits to original offsets; drop ASCII keys without a word boundary.
+
+    ``skel``: ``skeleton(text)`` if the caller has it (saves one translate).
+    """
     skeletons: dict[int, Skeleton] = {}
     found: dict[tuple[int, int, str], Match] = {}
     for a, b, key, e, which in hits:
         sk = skeletons.get(which)
         if sk is None:
-            sk = skeletons[which] = skeleton_map(text, no_ascii=bool(which))
+            sk = skeletons[which] = skeleton_map(text, no_ascii=bool(which), skel=skel)
         start, end = sk.span(a, b)
         if is_ascii_alnum(key[0]) and not _boundary_before(text, start):
             continue
