@@ -9,6 +9,7 @@ the choice is honoured at once, for the past as well as the future.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -16,10 +17,27 @@ from typing import Any, Final
 from chatd.errors import BadRequest, Forbidden
 from chatd.store import Store, UserId
 
-__all__ = ["CONSENT_DEFAULTS", "PrivacyService"]
+__all__ = ["CONSENT_DEFAULTS", "FrameLogFilter", "PrivacyService", "redact_frames"]
 
 CONSENT_DEFAULTS: Final[dict[str, bool]] = {"marketing": False, "location": False,
                                             "search_history": True}
+
+
+class FrameLogFilter(logging.Filter):
+    """Drops websockets' DEBUG lines that print data frames (``< TEXT '{...}'``): they hold
+    message bodies, SMS codes, tokens and phones. Control frames (CLOSE, PING) still log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in ("< %s", "> %s") and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            return not str(args[0]).startswith(("TEXT", "BINARY", "CONT"))
+        return True
+
+
+def redact_frames(logger: logging.Logger) -> None:
+    """Install :class:`FrameLogFilter` on ``logger`` once."""
+    if not any(isinstance(f, FrameLogFilter) for f in logger.filters):
+        logger.addFilter(FrameLogFilter())
 
 
 class PrivacyService:
