@@ -123,9 +123,10 @@ class PostgresSocialMixin:
 
     async def review_queue(self, offset: int, limit: int) -> list[ReviewItem]:
         rows = await self._fetch(
-            "SELECT 'message' AS k, id, sender, body, ts, conv_id FROM messages WHERE flagged"
-            " UNION ALL SELECT 'post', id, author, body, ts, grp FROM posts WHERE flagged"
-            " ORDER BY 5, 2 COLLATE \"C\" LIMIT $1 OFFSET $2", limit, offset)
+            "SELECT * FROM (SELECT 'message' AS k, id, sender, body, ts, conv_id FROM messages"
+            " WHERE flagged UNION ALL SELECT 'post', id, author, body, ts, grp FROM posts"
+            " WHERE flagged) q ORDER BY ts, id COLLATE \"C\" LIMIT $1 OFFSET $2",
+            limit, offset)
         return [ReviewItem(r[0], r[1], UserId(r[2]), r[3], r[4], r[5]) for r in rows]
 
     async def unflag(self, kind: str, item_id: str) -> bool:
@@ -162,11 +163,11 @@ class PostgresSocialMixin:
     async def feed(self, viewer: UserId, scope: FeedScope, group: str | None,
                    before: tuple[int, str] | None, limit: int, now: int) -> list[Post]:
         if scope == "group":
-            where = "p.grp=$2"
+            where = "p.grp=$2::text"
         elif scope == "mine":
-            where = "p.author=$1"
+            where = "($2::text IS NULL OR TRUE) AND p.author=$1"  # $2 typed though unused
         else:
-            where = ("(p.author=$1 OR p.author IN (SELECT o.user_id FROM conv_members m"
+            where = ("($2::text IS NULL OR TRUE) AND (p.author=$1 OR p.author IN (SELECT o.user_id FROM conv_members m"
                      " JOIN conversations cv ON cv.id=m.conv_id AND cv.kind='direct'"
                      " AND NOT cv.closed JOIN conv_members o ON o.conv_id=m.conv_id"
                      " AND o.user_id<>m.user_id AND o.left_at IS NULL"
