@@ -165,9 +165,11 @@ class PostgresSocialMixin:
         if scope == "group":
             where = "p.grp=$2::text"
         elif scope == "mine":
-            where = "($2::text IS NULL OR TRUE) AND p.author=$1"  # $2 typed though unused
+            # $2 is typed even where unused: asyncpg must know every parameter's type.
+            where = "($2::text IS NULL OR TRUE) AND p.author=$1"
         else:
-            where = ("($2::text IS NULL OR TRUE) AND (p.author=$1 OR p.author IN (SELECT o.user_id FROM conv_members m"
+            where = ("($2::text IS NULL OR TRUE) AND (p.author=$1 OR p.author IN"
+                     " (SELECT o.user_id FROM conv_members m"
                      " JOIN conversations cv ON cv.id=m.conv_id AND cv.kind='direct'"
                      " AND NOT cv.closed JOIN conv_members o ON o.conv_id=m.conv_id"
                      " AND o.user_id<>m.user_id AND o.left_at IS NULL"
