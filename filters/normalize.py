@@ -96,7 +96,7 @@ def table() -> list[str]:
 
 
 def skeleton(text: str) -> str:
-    """The skeleton without collapsing runs (what the fast path scans first)."""
+    """The skeleton before runs are collapsed (what `check` translates every message to)."""
     s = text.translate(table())
     if _ASTRAL_NOISE.search(s):
         s = _ASTRAL_NOISE.sub("", s)
