@@ -33,7 +33,7 @@ from chatd.services.chat import ChatService
 from chatd.services.matching import MatchQueue, MatchService, MemoryMatchQueue
 from chatd.services.moderation import ModerationService
 from chatd.services.phones import normalize_phone
-from chatd.services.privacy import PrivacyService, redact_frames
+from chatd.services.privacy import PrivacyService
 from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
 from chatd.services.social import SocialService
 from chatd.services.text import TextGate
@@ -52,7 +52,6 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         # The server's websockets logger prints data frames at DEBUG: never personal data.
-        redact_frames(logging.getLogger("chatd.ws"))
         self.node_id = config.node_id or uuid.uuid4().hex[:12]
         self.metrics = Metrics()
         self.catalog = Catalog.load()

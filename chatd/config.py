@@ -17,6 +17,7 @@ __all__ = ["SETTINGS_HELP", "Config", "ConfigError", "load_config"]
 
 Profile = Literal["development", "production"]
 SmsProviderName = Literal["dev", "webhook"]
+Toggle = Literal["auto", "on", "off"]
 BrokerName = Literal["memory", "redis"]
 StoreName = Literal["sqlite", "postgres"]
 
@@ -53,6 +54,8 @@ class Config:
     # Accounts
     sms_provider: SmsProviderName = "dev"
     sms_webhook_url: str = ""
+    # The browser pages /app/ and /mod/: "auto" serves them in development only.
+    web_pages: Toggle = "auto"
     sms_code_ttl: int = 300
     sms_resend_interval: int = 60
     sms_daily_limit: int = 10
@@ -88,6 +91,11 @@ class Config:
         _validate(self)
 
     @property
+    def serve_web_pages(self) -> bool:
+        return self.web_pages == "on" or (self.web_pages == "auto"
+                                          and self.profile == "development")
+
+    @property
     def db_path(self) -> Path:
         return self.data_dir / "chatd.sqlite3"
 
@@ -117,6 +125,7 @@ SETTINGS_HELP: dict[str, str] = {
     "max_inflight": "requests queued per connection before rate_limited",
     "sms_provider": "dev (logs the code, development only) or webhook",
     "sms_webhook_url": "URL the webhook SMS provider POSTs to",
+    "web_pages": "serve the /app/ and /mod/ pages: auto (development only), on or off",
     "sms_code_ttl": "seconds an SMS code stays valid",
     "sms_resend_interval": "seconds between two codes to one phone",
     "sms_daily_limit": "codes per phone per day",
@@ -172,7 +181,8 @@ def _validate(c: Config) -> None:
     for f in fields(Config):
         allowed = get_args(hints[f.name])
         choice = getattr(c, f.name)
-        if f.name in ("profile", "sms_provider", "broker", "store") and choice not in allowed:
+        if f.name in ("profile", "sms_provider", "broker", "store", "web_pages") \
+                and choice not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
     if c.broker == "redis" and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise bad("redis_url", "must be a redis://, rediss:// or unix:// URL")

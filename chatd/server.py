@@ -17,6 +17,7 @@ import logging
 import secrets
 import signal
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -46,6 +47,7 @@ from chatd.protocol import (
     TokenBucket,
     codec_for_subprotocol,
 )
+from chatd.services.privacy import redact_frames
 from chatd.store import StoreError, UserId
 
 __all__ = ["ChatServer", "run"]
@@ -114,6 +116,8 @@ class ChatServer:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.app = App(config)
+        # websockets logs whole data frames at DEBUG: bodies, codes, tokens. Never keep them.
+        redact_frames(logging.getLogger("chatd.ws"))
         self._server: Server | None = None
         self.port = config.port
         self._per_address: dict[str, int] = {}
@@ -174,6 +178,8 @@ class ChatServer:
             self.app.metrics.deliveries.set(self.app.node.delivered)
             return _response(200, self.app.metrics.render(),
                              "text/plain; version=0.0.4; charset=utf-8")
+        if self.config.serve_web_pages and request.path.startswith(("/app", "/mod")):
+            return _static(path)
         return _response(404, b"not found\n", "text/plain")
 
     # --- one WebSocket connection --------------------------------------------------------
@@ -280,6 +286,32 @@ def _select_subprotocol(ws: ServerConnection, offered: Any) -> Subprotocol | Non
         if proto in CODECS:
             return Subprotocol(proto)
     return None  # no subprotocol: the client gets msgpack
+
+
+_WEB_ROOT = Path(__file__).resolve().parent / "web"
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+          ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
+
+
+def _static(path: str) -> Response:
+    """A file of chatd/web/ (/app/ and /mod/ and what they load); nothing outside it."""
+    if path in ("/app", "/mod"):
+        return Response(301, "Moved Permanently",
+                        Headers([("Location", path + "/"), ("Content-Length", "0")]), b"")
+    relative = path.lstrip("/")
+    if relative.endswith("/"):
+        relative += "index.html"
+    target = (_WEB_ROOT / relative).resolve()
+    if not target.is_relative_to(_WEB_ROOT) or not target.is_file() \
+            or target.suffix not in _TYPES:
+        return _response(404, b"not found\n", "text/plain")
+    response = _response(200, target.read_bytes(), _TYPES[target.suffix])
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        "style-src 'self' 'unsafe-inline'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _response(status: int, body: bytes, content_type: str) -> Response:

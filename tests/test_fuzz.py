@@ -1,6 +1,7 @@
 """Fuzzing the protocol layer with hypothesis: random and mutated frames, every op.
 
-Bounded in ``make test``; a longer run: ``CHATD_FUZZ_EXAMPLES=200000 make test ARGS=tests/test_fuzz.py``.
+Bounded in ``make test``; a longer run:
+``CHATD_FUZZ_EXAMPLES=200000 .venv/bin/python -m pytest tests/test_fuzz.py``.
 No input may raise; every answer is a well-formed ``err`` or a validated request; memory stays
 bounded.
 """

@@ -80,8 +80,8 @@ async def test_frames_after_close_are_ignored(url: str) -> None:
     await ws.close()
     transport = ws.transport
     # A masked binary frame written after the closing handshake: the server must ignore it.
-    frame = b"\x82\x85" + b"\x01\x02\x03\x04" + bytes(b ^ m for b, m in
-                                                     zip(b"hello", b"\x01\x02\x03\x04" * 2))
+    mask = b"\x01\x02\x03\x04"
+    frame = b"\x82\x85" + mask + bytes(b ^ m for b, m in zip(b"hello", mask * 2, strict=False))
     if not transport.is_closing():
         transport.write(frame)
     async with await Client.connect(url) as c:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -12,7 +13,7 @@ from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatd.node import Node
 from chatd.services.text import TextGate
-from chatd.store import ConvId, Store, UserId
+from chatd.store import ConvId, SendContext, Store, UserId
 
 __all__ = ["ChatService"]
 
@@ -28,6 +29,11 @@ class ChatService:
         self.node = node
         self.text = text
         self._now = now_ms
+        # Message ids: a random per-process prefix and a counter (unique across nodes and
+        # restarts, and much cheaper than uuid4 on the hot path).
+        prefix = secrets.token_hex(8)
+        counter = itertools.count(1)
+        self._new_id: Callable[[], str] = lambda: f"{prefix}{next(counter):08x}"
 
     async def send(self, sender: UserId, conv_raw: str, body: str, cid: str | None,
                    origin: str | None = None) -> dict[str, Any]:
@@ -39,19 +45,22 @@ class ChatService:
                            limit=self.config.max_message_chars)
         if cid is not None and not 1 <= len(cid) <= MAX_CID:
             raise BadRequest(f"cid must be 1 to {MAX_CID} characters", field="cid")
-        ctx = await self.store.send_context(conv, sender)
-        if ctx is None or not ctx.member:
-            raise Forbidden("you are not a member of this conversation")
         now = self._now()
-        if ctx.muted_until > now:
-            raise Forbidden("you are muted", reason="muted", until=ctx.muted_until)
-        if ctx.closed:
-            raise Forbidden("this conversation has ended", reason="closed")
-        if ctx.peer_blocked_sender:
-            raise Forbidden("you cannot message this user", reason="blocked")
-        checked = self.text.check(body)  # raises `filtered`: nothing is stored
-        result = await self.store.append_message(conv, uuid.uuid4().hex, sender, checked.text,
-                                                 now, cid, checked.flagged)
+
+        def prepare(ctx: SendContext | None) -> tuple[str, bool]:
+            # Runs inside the store's transaction: the checks and the insert are one job.
+            if ctx is None or not ctx.member:
+                raise Forbidden("you are not a member of this conversation")
+            if ctx.muted_until > now:
+                raise Forbidden("you are muted", reason="muted", until=ctx.muted_until)
+            if ctx.closed:
+                raise Forbidden("this conversation has ended", reason="closed")
+            if ctx.peer_blocked_sender:
+                raise Forbidden("you cannot message this user", reason="blocked")
+            checked = self.text.check(body)  # raises `filtered`: nothing is stored
+            return checked.text, checked.flagged
+
+        result = await self.store.send_message(conv, self._new_id(), sender, now, cid, prepare)
         msg = result.message
         if result.created:
             await self.node.to_conv(conv, msg.wire(), sender, skip=origin)

@@ -148,26 +148,25 @@ class MatchService:
         pairs = await asyncio.to_thread(
             self.policy.pair_all, waiting, self.queue.now(),
             lambda a, b: (a, b) in recent or (b, a) in recent)
-        made = []
-        for pair in pairs:
-            a, b = UserId(pair.a), UserId(pair.b)
-            if await self.queue.claim(a, b):
-                await self._create(a, b, pair)
-                made.append(pair)
+        made = [p for p in pairs if await self.queue.claim(UserId(p.a), UserId(p.b))]
+        if made:
+            await self._create(made)
         return made
 
-    async def _create(self, a: UserId, b: UserId, pair: Pair) -> None:
-        conv = ConvId("d:" + uuid.uuid4().hex)
-        await self.store.create_direct(conv, a, b, int(time.time() * 1000))
-        self.matches += 1
-        ua, ub = await self.store.get_user(a), await self.store.get_user(b)
-        for me, peer in ((a, ub), (b, ua)):
-            await self.node.joined(me, conv)
-            if peer is not None:
-                await self.node.to_user(me, {
-                    "t": "match.found", "conv": conv,
-                    "peer": {"id": peer.id, "nickname": peer.nickname},
-                    "shared": list(pair.shared), "level": pair.level})
+    async def _create(self, pairs: list[Pair]) -> None:
+        """One transaction for the round's conversations, one read for the nicknames."""
+        convs = [(ConvId("d:" + uuid.uuid4().hex), UserId(p.a), UserId(p.b)) for p in pairs]
+        await self.store.create_directs(convs, int(time.time() * 1000))
+        self.matches += len(pairs)
+        users = await self.store.get_users([u for _, a, b in convs for u in (a, b)])
+        for (conv, a, b), pair in zip(convs, pairs, strict=True):
+            for me, peer in ((a, users.get(b)), (b, users.get(a))):
+                await self.node.joined(me, conv)
+                if peer is not None:
+                    await self.node.to_user(me, {
+                        "t": "match.found", "conv": conv,
+                        "peer": {"id": peer.id, "nickname": peer.nickname},
+                        "shared": list(pair.shared), "level": pair.level})
 
 
 def _age(birthdate: str) -> int | None:

@@ -6,7 +6,7 @@ milliseconds since the epoch. Writes that a method returns from are durably comm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NewType, Protocol
 
@@ -20,6 +20,7 @@ __all__ = [
     "DuplicateError",
     "Message",
     "Post",
+    "Prepare",
     "Report",
     "ReviewItem",
     "SendContext",
@@ -239,6 +240,11 @@ class Consent:
     updated_at: int
 
 
+#: Decides, inside the store's transaction, what a send stores: it raises to refuse (not a
+#: member, muted, blocked, filtered) or returns the text to store and whether it is flagged.
+Prepare = Callable[[SendContext | None], tuple[str, bool]]
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -270,6 +276,9 @@ class Store(Protocol):
 
     # Conversations and messages
     async def create_direct(self, conv: ConvId, a: UserId, b: UserId, now: int) -> None: ...
+    async def create_directs(self, pairs: Sequence[tuple[ConvId, UserId, UserId]],
+                             now: int) -> None: ...
+    async def get_users(self, user_ids: Sequence[UserId]) -> dict[UserId, User]: ...
     async def is_member(self, conv: ConvId, user_id: UserId) -> bool: ...
     async def was_member(self, conv: ConvId, user_id: UserId) -> bool: ...
     async def send_context(self, conv: ConvId, user_id: UserId) -> SendContext | None: ...
@@ -278,6 +287,8 @@ class Store(Protocol):
     async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool: ...
     async def append_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str, ts: int,
                              cid: str | None, flagged: bool) -> AppendResult: ...
+    async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
+                           cid: str | None, prepare: Prepare) -> AppendResult: ...
     async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]: ...
     async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int: ...
     async def met_since(self, a: UserId, b: UserId, since: int) -> bool: ...

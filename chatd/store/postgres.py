@@ -32,6 +32,7 @@ from chatd.store.base import (
     ConvSummary,
     DuplicateError,
     Message,
+    Prepare,
     SendContext,
     SessionRow,
     SmsCodeRow,
@@ -245,12 +246,27 @@ class PostgresStore(PostgresSocialMixin):
     # --- conversations and messages -----------------------------------------------------
 
     async def create_direct(self, conv: ConvId, a: UserId, b: UserId, now: int) -> None:
-        pair = "|".join(sorted((a, b)))
+        await self.create_directs([(conv, a, b)], now)
+
+    async def create_directs(self, pairs: Sequence[tuple[ConvId, UserId, UserId]],
+                             now: int) -> None:
+        """Several 1:1 conversations in one transaction (a matching round)."""
         async with self._tx() as c:
-            await c.execute("INSERT INTO conversations(id, kind, pair, created_at)"
-                            " VALUES ($1, 'direct', $2, $3)", conv, pair, now)
-            await c.execute("INSERT INTO conv_members(conv_id, user_id, joined_at)"
-                            " VALUES ($1,$2,$4), ($1,$3,$4)", conv, a, b, now)
+            await c.executemany("INSERT INTO conversations(id, kind, pair, created_at)"
+                                " VALUES ($1, 'direct', $2, $3)",
+                                [(conv, "|".join(sorted((a, b))), now) for conv, a, b in pairs])
+            await c.executemany("INSERT INTO conv_members(conv_id, user_id, joined_at)"
+                                " VALUES ($1, $2, $3)",
+                                [(conv, u, now) for conv, a, b in pairs for u in (a, b)])
+
+    async def get_users(self, user_ids: Sequence[UserId]) -> dict[UserId, User]:
+        found = {}
+        async with self._conn() as c:
+            for user_id in user_ids:
+                user = await _load_user(c, "id", user_id)
+                if user is not None:
+                    found[user.id] = user
+        return found
 
     async def is_member(self, conv: ConvId, user_id: UserId) -> bool:
         """A current member (joined and not left)."""
@@ -269,21 +285,31 @@ class PostgresStore(PostgresSocialMixin):
     async def send_context(self, conv: ConvId, user_id: UserId) -> SendContext | None:
         """None for an unknown conversation; one statement, so one round trip."""
         async with self._conn() as c:
-            r = await c.fetchrow(
-                "SELECT cv.kind, cv.closed,"
-                " EXISTS(SELECT 1 FROM conv_members m WHERE m.conv_id=cv.id AND m.user_id=$2"
-                "  AND m.left_at IS NULL),"
-                " p.user_id,"
-                " EXISTS(SELECT 1 FROM blocks b WHERE b.blocker=p.user_id AND b.blocked=$2),"
-                " COALESCE((SELECT u.muted_until FROM users u WHERE u.id=$2), 0)"
-                " FROM conversations cv LEFT JOIN LATERAL ("
-                "  SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>$2"
-                "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1) p ON cv.kind='direct'"
-                " WHERE cv.id=$1", conv, user_id)
-        if r is None:
-            return None
-        peer = UserId(r[3]) if r[3] is not None else None
-        return SendContext(r[0], bool(r[1]), bool(r[2]), peer, bool(r[4]), int(r[5]))
+            return await _send_context(c, conv, user_id)
+
+    async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
+                           cid: str | None, prepare: Prepare) -> AppendResult:
+        """The retry check, then the context, ``prepare`` and the insert in one transaction."""
+        async with self._conn() as c:
+            if cid is not None:
+                r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
+                if r is not None:
+                    return AppendResult(_message(r), created=False)
+            try:
+                async with c.transaction():
+                    body, flagged = prepare(await _send_context(c, conv, sender))
+                    seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
+            except asyncpg.UniqueViolationError as exc:
+                if cid is None or exc.constraint_name != "messages_cid":
+                    raise
+                r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
+                if r is None:
+                    raise
+                return AppendResult(_message(r), created=False)
+        if seq is None:
+            raise StoreError("no such conversation")
+        self._committed()
+        return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts), created=True)
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
         """Current members, in no particular order."""
@@ -330,14 +356,7 @@ class PostgresStore(PostgresSocialMixin):
                 if r is not None:
                     return AppendResult(_message(r), created=False)
             try:
-                # One statement, hence one transaction: the UPDATE locks the conversation row
-                # until the insert commits, and a failed insert gives the seq back.
-                seq = await c.fetchval(
-                    "WITH s AS (UPDATE conversations SET last_seq=last_seq+1 WHERE id=$1"
-                    " RETURNING last_seq)"
-                    " INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
-                    " SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7 FROM s RETURNING seq",
-                    conv, msg_id, sender, body, ts, cid, flagged)
+                seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
             except asyncpg.UniqueViolationError as exc:
                 if cid is None or exc.constraint_name != "messages_cid":
                     raise
@@ -473,6 +492,32 @@ async def _set_interests(c: Any, user_id: str, tags: Sequence[str],
             " WHERE cv.id=ANY($1::text[]) ORDER BY cv.id"
             " ON CONFLICT (conv_id, user_id) DO UPDATE SET joined_at=EXCLUDED.joined_at,"
             " left_at=NULL, read_seq=EXCLUDED.read_seq", new, user_id, now)
+
+
+async def _send_context(c: Any, conv: ConvId, user_id: UserId) -> SendContext | None:
+    r = await c.fetchrow(
+        "SELECT cv.kind, cv.closed,"
+        " EXISTS(SELECT 1 FROM conv_members m WHERE m.conv_id=cv.id AND m.user_id=$2"
+        "  AND m.left_at IS NULL),"
+        " p.user_id,"
+        " EXISTS(SELECT 1 FROM blocks b WHERE b.blocker=p.user_id AND b.blocked=$2),"
+        " COALESCE((SELECT u.muted_until FROM users u WHERE u.id=$2), 0)"
+        " FROM conversations cv LEFT JOIN LATERAL ("
+        "  SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>$2"
+        "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1) p ON cv.kind='direct'"
+        " WHERE cv.id=$1", conv, user_id)
+    if r is None:
+        return None
+    peer = UserId(r[3]) if r[3] is not None else None
+    return SendContext(r[0], bool(r[1]), bool(r[2]), peer, bool(r[4]), int(r[5]))
+
+
+# The seq is taken and the message inserted in one statement: the UPDATE locks the
+# conversation row until the insert commits, and a failed insert gives the seq back.
+_APPEND = ("WITH s AS (UPDATE conversations SET last_seq=last_seq+1 WHERE id=$1"
+           " RETURNING last_seq)"
+           " INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
+           " SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7 FROM s RETURNING seq")
 
 
 async def _load_user(c: Any, column: str, value: str) -> User | None:

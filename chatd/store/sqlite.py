@@ -25,6 +25,7 @@ from chatd.store.base import (
     ConvSummary,
     DuplicateError,
     Message,
+    Prepare,
     SendContext,
     SessionRow,
     SmsCodeRow,
@@ -264,13 +265,28 @@ class SQLiteStore(SQLiteSocialMixin):
     # --- conversations and messages -----------------------------------------------------
 
     async def create_direct(self, conv: ConvId, a: UserId, b: UserId, now: int) -> None:
-        pair = "|".join(sorted((a, b)))
+        await self.create_directs([(conv, a, b)], now)
+
+    async def create_directs(self, pairs: Sequence[tuple[ConvId, UserId, UserId]],
+                             now: int) -> None:
+        """Several 1:1 conversations in one transaction (a matching round)."""
         def job(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO conversations(id, kind, pair, created_at) VALUES (?,?,?,?)",
-                      (conv, "direct", pair, now))
+            c.executemany("INSERT INTO conversations(id, kind, pair, created_at) VALUES (?,?,?,?)",
+                          [(conv, "direct", "|".join(sorted((a, b))), now)
+                           for conv, a, b in pairs])
             c.executemany("INSERT INTO conv_members(conv_id, user_id, joined_at) VALUES (?,?,?)",
-                          [(conv, a, now), (conv, b, now)])
+                          [(conv, u, now) for conv, a, b in pairs for u in (a, b)])
         await self._run(job)
+
+    async def get_users(self, user_ids: Sequence[UserId]) -> dict[UserId, User]:
+        def job(c: sqlite3.Connection) -> dict[UserId, User]:
+            found = {}
+            for user_id in user_ids:
+                user = _load_user(c, "id", user_id)
+                if user is not None:
+                    found[user.id] = user
+            return found
+        return await self._run(job)
 
     async def is_member(self, conv: ConvId, user_id: UserId) -> bool:
         return await self._run(lambda c: c.execute(
@@ -283,24 +299,7 @@ class SQLiteStore(SQLiteSocialMixin):
             (conv, user_id)).fetchone() is not None)
 
     async def send_context(self, conv: ConvId, user_id: UserId) -> SendContext | None:
-        def job(c: sqlite3.Connection) -> SendContext | None:
-            cv = c.execute("SELECT kind, closed FROM conversations WHERE id=?", (conv,)).fetchone()
-            if cv is None:
-                return None
-            member = c.execute("SELECT 1 FROM conv_members WHERE conv_id=? AND user_id=? AND"
-                               " left_at IS NULL", (conv, user_id)).fetchone() is not None
-            muted = c.execute("SELECT muted_until FROM users WHERE id=?", (user_id,)).fetchone()
-            peer, blocked = None, False
-            if cv[0] == "direct":
-                r = c.execute("SELECT user_id FROM conv_members WHERE conv_id=? AND user_id<>?",
-                              (conv, user_id)).fetchone()
-                if r:
-                    peer = UserId(r[0])
-                    blocked = c.execute("SELECT 1 FROM blocks WHERE blocker=? AND blocked=?",
-                                        (peer, user_id)).fetchone() is not None
-            return SendContext(cv[0], bool(cv[1]), member, peer, blocked,
-                               muted[0] if muted else 0)
-        return await self._run(job)
+        return await self._run(lambda c: _send_context(c, conv, user_id))
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
         def job(c: sqlite3.Connection) -> list[UserId]:
@@ -337,22 +336,21 @@ class SQLiteStore(SQLiteSocialMixin):
     async def append_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str, ts: int,
                              cid: str | None, flagged: bool) -> AppendResult:
         def job(c: sqlite3.Connection) -> AppendResult:
-            if cid is not None:
-                r = c.execute("SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
-                              " WHERE sender=? AND cid=?", (sender, cid)).fetchone()
-                if r:
-                    return AppendResult(_message(r), created=False)
-            # The seq is taken and the row inserted in one transaction: no gaps, no duplicates.
-            cur = c.execute("UPDATE conversations SET last_seq=last_seq+1 WHERE id=?"
-                            " RETURNING last_seq", (conv,))
-            row = cur.fetchone()
-            if row is None:
-                raise StoreError("no such conversation")
-            seq = int(row[0])
-            c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
-                      " VALUES (?,?,?,?,?,?,?,?)",
-                      (conv, seq, msg_id, sender, body, ts, cid, int(flagged)))
-            return AppendResult(Message(conv, msg_id, seq, sender, body, ts), created=True)
+            first = _by_cid(c, sender, cid)
+            if first is not None:
+                return AppendResult(first, created=False)
+            return _append(c, conv, msg_id, sender, body, ts, cid, flagged)
+        return await self._run(job)
+
+    async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
+                           cid: str | None, prepare: Prepare) -> AppendResult:
+        """One job: the retry check, ``prepare`` on the context, then the insert."""
+        def job(c: sqlite3.Connection) -> AppendResult:
+            first = _by_cid(c, sender, cid)
+            if first is not None:
+                return AppendResult(first, created=False)
+            body, flagged = prepare(_send_context(c, conv, sender))
+            return _append(c, conv, msg_id, sender, body, ts, cid, flagged)
         return await self._run(job)
 
     async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]:
@@ -480,6 +478,45 @@ def _set_interests(c: sqlite3.Connection, user_id: str, tags: Sequence[str],
         c.execute("INSERT OR REPLACE INTO conv_members(conv_id, user_id, joined_at, read_seq)"
                   " VALUES (?,?,?, (SELECT last_seq FROM conversations WHERE id=?))",
                   (conv, user_id, now, conv))
+
+
+def _send_context(c: sqlite3.Connection, conv: ConvId, user_id: UserId) -> SendContext | None:
+    cv = c.execute("SELECT kind, closed FROM conversations WHERE id=?", (conv,)).fetchone()
+    if cv is None:
+        return None
+    member = c.execute("SELECT 1 FROM conv_members WHERE conv_id=? AND user_id=? AND"
+                       " left_at IS NULL", (conv, user_id)).fetchone() is not None
+    muted = c.execute("SELECT muted_until FROM users WHERE id=?", (user_id,)).fetchone()
+    peer, blocked = None, False
+    if cv[0] == "direct":
+        r = c.execute("SELECT user_id FROM conv_members WHERE conv_id=? AND user_id<>?",
+                      (conv, user_id)).fetchone()
+        if r:
+            peer = UserId(r[0])
+            blocked = c.execute("SELECT 1 FROM blocks WHERE blocker=? AND blocked=?",
+                                (peer, user_id)).fetchone() is not None
+    return SendContext(cv[0], bool(cv[1]), member, peer, blocked, muted[0] if muted else 0)
+
+
+def _by_cid(c: sqlite3.Connection, sender: UserId, cid: str | None) -> Message | None:
+    if cid is None:
+        return None
+    r = c.execute("SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
+                  " WHERE sender=? AND cid=?", (sender, cid)).fetchone()
+    return _message(r) if r else None
+
+
+def _append(c: sqlite3.Connection, conv: ConvId, msg_id: str, sender: UserId, body: str,
+            ts: int, cid: str | None, flagged: bool) -> AppendResult:
+    # The seq is taken and the row inserted in one transaction: no gaps, no duplicates.
+    row = c.execute("UPDATE conversations SET last_seq=last_seq+1 WHERE id=? RETURNING last_seq",
+                    (conv,)).fetchone()
+    if row is None:
+        raise StoreError("no such conversation")
+    seq = int(row[0])
+    c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
+              " VALUES (?,?,?,?,?,?,?,?)", (conv, seq, msg_id, sender, body, ts, cid, int(flagged)))
+    return AppendResult(Message(conv, msg_id, seq, sender, body, ts), created=True)
 
 
 def _load_user(c: sqlite3.Connection, column: str, value: str) -> User | None:
