@@ -17,6 +17,7 @@ const state = {
   peers: JSON.parse(localStorage.getItem("chatd.app.peers") ?? "{}"), // user id -> nickname (from match.found)
   matching: false,
   lastTyping: 0,
+  sending: false,
 };
 
 // --- small helpers -------------------------------------------------------------------------
@@ -76,6 +77,7 @@ function convOf(id) {
 
 function showAuth() {
   state.me = null;
+  document.body.classList.remove("chatting");
   $("#chat").hidden = true;
   $("#auth").hidden = false;
   $("#whoami").hidden = true;
@@ -84,6 +86,7 @@ function showAuth() {
 }
 
 function showChat() {
+  document.body.classList.add("chatting");
   $("#auth").hidden = true;
   $("#chat").hidden = false;
   $("#whoami").hidden = false;
@@ -134,7 +137,8 @@ function renderMessages() {
   $("#conv-title").textContent = c ? convTitle(c) : "选择一个会话 Pick a conversation";
   document.body.classList.toggle("in-conv", !!c);
   if (!c) {
-    list.replaceChildren();
+    list.replaceChildren(h("li", { class: "system" },
+      "从左边选择一个会话，或点「开始匹配」认识新朋友。Pick a conversation, or find a stranger."));
     return;
   }
   const items = [...c.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => {
@@ -345,11 +349,13 @@ $("#composer").addEventListener("submit", async (ev) => {
   const input = $("#body");
   const body = input.value.trim();
   const conv = state.current;
-  if (!body || !conv) return;
+  if (!body || !conv || state.sending) return;
   const err = $("#send-error");
   clearError(err);
   input.removeAttribute("aria-invalid");
+  state.sending = true;
   const reply = await client.request("msg.send", { conv, body, cid: randomId() });
+  state.sending = false;
   if (reply.t === "err") {
     input.setAttribute("aria-invalid", "true");
     showError(err, `消息未发送 Not sent: ${describeError(new ChatdError(reply))}`);
@@ -357,11 +363,22 @@ $("#composer").addEventListener("submit", async (ev) => {
     return;
   }
   input.value = "";
-  // The msg event normally arrives with the reply; if it was lost, history fills the gap.
-  setTimeout(() => {
-    const c = state.convs.get(conv);
-    if (c && !c.messages.has(reply.seq)) fillHistory(c).then(renderMessages, () => {});
-  }, 1500);
+  // The sending connection gets no msg event of its own message (the reply says what was
+  // stored), and a "mask" entry may have changed the body: show it now, then read the
+  // stored version back.
+  const c = convOf(conv);
+  if (!c.messages.has(reply.seq)) {
+    c.messages.set(reply.seq, { t: "msg", conv, id: reply.id, seq: reply.seq, from: state.me.id, body, ts: reply.ts });
+  }
+  c.last_seq = Math.max(c.last_seq, reply.seq);
+  if (conv === state.current) renderMessages();
+  const stored = await client.request("history", { conv, after: reply.seq - 1, limit: 1 });
+  const m = stored.messages?.[0];
+  if (m && m.seq === reply.seq) {
+    c.messages.set(m.seq, m);
+    if (conv === state.current) renderMessages();
+  }
+  markRead(c).catch(() => {});
 });
 
 $("#body").addEventListener("input", () => {

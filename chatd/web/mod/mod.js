@@ -276,7 +276,7 @@ function queueItem(item, queue) {
   const details = queue === "review"
     ? [field("类型 Kind", item.kind), field("作者 Author", item.author), field("位置 Where", item.where),
        field("时间 Time", formatTime(item.ts))]
-    : [field("类型 Kind", `${item.kind} · ${item.target}`), field("原因 Reason", item.reason),
+    : [field("类型 Kind", item.kind === "user" ? item.kind : `${item.kind} · ${item.target}`), field("原因 Reason", item.reason),
        field("被举报用户 User", item.user), field("举报人 Reporter", item.reporter),
        field("次数 Count", item.count), field("说明 Text", item.text),
        field("时间 Time", formatTime(item.updated_at))];
