@@ -219,4 +219,14 @@ async def test_moderator_works_the_review_and_report_queues(
 
     await user.wait_text("#notice", "请文明聊天")
     await shots.take(user, "warned")
+
+    # Pick another interest: its group appears. Then log out: the token is gone.
+    await user.click(".side details summary")
+    await user.click("label[for='my-tag-music.pop']")
+    await shots.take(user, "interests")
+    await user.click("#interests-form button[type=submit]")
+    await user.wait_text("#group-list", "流行")
+    await user.click("#logout")
+    await user.wait_for("!document.querySelector('#auth').hidden")
+    assert await user.eval("localStorage.getItem('chatd.app.token')") is None
     no_errors(user, mod)
