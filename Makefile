@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint bench install dev services clean
+.PHONY: run test lint bench install dev services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ run: install
 services:
 	bash .ci/ensure-services
 
-test: dev services
+# The browser tests drive Debian's Chromium; CJK fonts make the screenshots readable.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium \
+		fonts-wqy-microhei fonts-noto-color-emoji)
+
+test: dev services browser
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: dev

@@ -64,7 +64,10 @@ class ChatService:
         msg = result.message
         if result.created:
             await self.node.to_conv(conv, msg.wire(), sender, skip=origin)
-        return {"id": msg.id, "seq": msg.seq, "ts": msg.ts}
+        reply: dict[str, Any] = {"id": msg.id, "seq": msg.seq, "ts": msg.ts}
+        if msg.body != body:
+            reply["body"] = msg.body  # stored masked: the sender sees what others see
+        return reply
 
     async def history(self, user: UserId, conv_raw: str, after: int,
                       limit: int) -> dict[str, Any]:
