@@ -140,6 +140,7 @@ async def test_filter_actions_on_messages(server: ChatServer) -> None:
     r = await a.request("msg.send", conv=conv, body="你是傻-逼")
     assert r["code"] == "filtered" and r["category"] == "abuse"
     masked = await a.call("msg.send", conv=conv, body="来加微信吧")
+    assert masked["body"] == "来***吧"  # the sender learns what was stored
     assert (await b.next_event("msg"))["body"] == "来***吧"
     await a.call("msg.send", conv=conv, body="聊聊敏感话题")
     assert (await b.next_event("msg"))["body"] == "聊聊敏感话题"
