@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 __all__ = [
+    "PrivateRedis",
     "ServerProc",
     "baseline_server",
     "chatd_server",
@@ -82,8 +83,9 @@ class ServerProc:
     """One server subprocess, pinned to ``cpus`` and with the file limit raised."""
 
     def __init__(self, argv: Sequence[str], port: int, cpus: Sequence[int] | None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.port = port
+        self.log = log
         self.url = f"ws://127.0.0.1:{port}/ws"
         cpu_set = set(cpus) if cpus else None
 
@@ -92,9 +94,16 @@ class ServerProc:
             if cpu_set:
                 os.sched_setaffinity(0, cpu_set)
 
-        self.proc = subprocess.Popen(list(argv), preexec_fn=setup,
-                                     env={**os.environ, **(env or {})},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A server that logs much (faults, soaks) must write to a file: nobody reads the
+        # pipe while it runs, and a full pipe would block its event loop.
+        err: Any = log.open("ab") if log is not None else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(list(argv), preexec_fn=setup,
+                                         env={**os.environ, **(env or {})},
+                                         stdout=subprocess.DEVNULL, stderr=err)
+        finally:
+            if log is not None:
+                err.close()
         self.ps = psutil.Process(self.proc.pid)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -102,6 +111,8 @@ class ServerProc:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                if self.log is not None:
+                    err = self.log.read_text(errors="replace")
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {err[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -138,11 +149,13 @@ class ServerProc:
         self.stop()
 
 
-def chatd_server(data_dir: Path, cpus: Sequence[int] | None, *extra: str) -> ServerProc:
+def chatd_server(data_dir: Path, cpus: Sequence[int] | None, *extra: str,
+                 log: Path | None = None) -> ServerProc:
+    """A node with LOAD_FLAGS; its stderr goes to ``log`` when given."""
     port = free_port()
     argv = [sys.executable, "-m", "chatd", "serve", "--port", str(port),
             "--data-dir", str(data_dir), *LOAD_FLAGS, *extra]
-    srv = ServerProc(argv, port, cpus)
+    srv = ServerProc(argv, port, cpus, log=log)
     try:
         srv.wait_ready()
     except BaseException:
@@ -162,6 +175,55 @@ def baseline_server(kind: str, cpus: Sequence[int] | None) -> ServerProc:
         srv.stop()
         raise
     return srv
+
+
+class PrivateRedis:
+    """A redis-server of the caller alone on a free port (no persistence), so it can be
+    killed and restarted without touching a shared one."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.port = free_port()
+        self.work_dir = work_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> PrivateRedis:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.work_dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("private redis-server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+
+    stop = kill
+
+    def __enter__(self) -> PrivateRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
 
 
 def seed_accounts(data_dir: Path, n: int, interests: Sequence[Sequence[str]],
