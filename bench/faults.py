@@ -165,6 +165,7 @@ class Fault:
         self.seen: Counter[str] = Counter()  # health states polled, by phase
         self.phase = "during"
         self.info: dict[str, Any] = {}
+        self.duration = 30.0  # load seconds (set by run_fault before setup)
 
     def node(self, data_dir: Path, *extra: str) -> ServerProc:
         i = len(self.servers)
@@ -258,7 +259,9 @@ class DiskFault(Fault):
     nodes = 1
 
     def setup(self) -> None:
-        self.fs = Tmpfs("8m")
+        # 8 MiB holds ~10 s of this load (the WAL alone reaches 4 MiB); longer runs get more
+        # room so that only the injected fault fills the disk.
+        self.fs = Tmpfs("8m" if self.duration <= 15 else f"{int(self.duration)}m")
         self.stack.callback(self.fs.destroy)
         self.node(self.fs.path / "data")
 
@@ -337,6 +340,7 @@ def run_fault(name: str, duration: float = 30.0, conns: int = 24, hold: float = 
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatd-fault-")))
         fault = FAULTS[name](stack, root)
+        fault.duration = duration
         fault.setup()
         result = asyncio.run(_drive(fault, duration, conns, hold, log))
         result["node_exit"] = [s.proc.poll() for s in fault.servers]

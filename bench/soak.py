@@ -437,8 +437,10 @@ class Fleet:
             last[conv.id] = seqs[-1] if seqs else 0
         unseen = 0
         for a in self.agents:
-            for conv in a.convs:
-                unseen += last.get(conv, 0) - a.contig.get(conv, 0)
+            for cid in a.convs:
+                top = last.get(cid, 0)
+                seen_above = sum(1 for s in a.above.get(cid, ()) if s <= top)
+                unseen += max(0, top - a.contig.get(cid, 0) - seen_above)
         return {"stored": stored, "lost_acked": lost, "duplicates": duplicates,
                 "seq_gaps": gaps, "stored_unacked": stored_unacked, "unseen": unseen,
                 "conflicts": self.conflicts}
