@@ -21,7 +21,13 @@ import redis
 from websockets.exceptions import InvalidStatus
 
 from bench.faults import PG_BIN, health, run_fault
-from bench.harness import PrivateRedis, ServerProc, chatd_server
+from bench.harness import (
+    PrivateRedis,
+    ServerProc,
+    chatd_server,
+    read_json_lines,
+    seed_accounts,
+)
 from chatd.client import Client
 from tests.conftest import new_phone, t
 
@@ -167,3 +173,37 @@ def test_broker_health_returns_to_ok_after_a_failed_publish(redis_node) -> None:
             await a.close()
 
     asyncio.run(scenario())
+
+
+def test_redis_connections_stay_bounded_after_a_burst_of_disconnects(tmp_path: Path) -> None:
+    """Bug (a leak bounded only by the burst): the nodes' redis-py clients have no
+    ``max_connections``, so N sessions closing at once (a balancer restart, a network blip)
+    open about N Redis connections per node, and they stay open: descriptors on the node,
+    clients on Redis (``maxclients`` 10,000 by default)."""
+    seed_accounts(tmp_path / "data", 60, [["music.rock"]], tmp_path / "acc.jsonl")
+    tokens = [a["token"] for a in read_json_lines(tmp_path / "acc.jsonl")]
+    with PrivateRedis(tmp_path / "redis") as private:
+        node = chatd_server(tmp_path / "data", None, "--broker", "redis", "--redis-url",
+                            private.url, "--key-prefix", "burst:", log=tmp_path / "node.log")
+        try:
+            def to_redis() -> int:
+                return sum(1 for c in node.ps.net_connections("tcp")
+                           if c.raddr and c.raddr.port == private.port)
+
+            async def scenario() -> int:
+                clients = []
+                for token in tokens:
+                    c = await Client.connect(node.url)
+                    await c.auth(token)
+                    clients.append(c)
+                await asyncio.sleep(0.5)
+                before = to_redis()
+                await asyncio.gather(*(c.close() for c in clients))
+                await asyncio.sleep(2.0)
+                return before
+
+            before = asyncio.run(scenario())
+            after = to_redis()
+            assert after <= max(before, 10) + 5, (before, after)
+        finally:
+            node.stop()
