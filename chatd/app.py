@@ -305,9 +305,10 @@ def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, Match
         from chatd.broker.redis import RedisBroker
         from chatd.matching.redis import RedisMatchQueue
         from chatd.presence.redis import RedisPresence
-        return (RedisBroker(config.redis_url, config.key_prefix, node_id),
-                RedisPresence(config.redis_url, node_id, config.key_prefix, config.presence_ttl),
-                RedisMatchQueue(config.redis_url, node_id, config.key_prefix))
+        broker = RedisBroker(config.redis_url, config.key_prefix, node_id)
+        return (broker,
+                RedisPresence(broker.client, node_id, config.key_prefix, config.presence_ttl),
+                RedisMatchQueue(broker.client, node_id, config.key_prefix))
     return MemoryBroker(), MemoryPresence(), MemoryMatchQueue()
 
 

@@ -209,7 +209,12 @@ class ChatServer:
             with contextlib.suppress(asyncio.TimeoutError, ConnectionClosed):
                 await asyncio.wait_for(writer, 1.0)
             writer.cancel()
-            await self.app.disconnected(conn)
+            try:
+                await self.app.disconnected(conn)
+            except Exception:
+                # e.g. Redis down while leaving the match queue: the bookkeeping below must
+                # still run, or the connection's slot would leak.
+                log.exception("[%s] cleanup after disconnect failed", conn.cid)
             self.app.metrics.connections.dec()
             left = self._per_address[address] - 1
             if left:

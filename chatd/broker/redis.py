@@ -21,9 +21,19 @@ from redis.exceptions import RedisError
 
 from chatd.broker import BrokerUnavailable, Handler, ReconnectHook
 
-__all__ = ["RedisBroker"]
+__all__ = ["RedisBroker", "bounded_client"]
 
 log = logging.getLogger("chatd.broker")
+
+
+def bounded_client(url: str, name: str | None = None, max_connections: int = 8) -> Any:
+    """A client whose pool never grows past ``max_connections``: a burst of concurrent
+    commands (hundreds of sessions closing at once) waits for a connection instead of
+    opening one each, which would stay open and exhaust descriptors and Redis' maxclients."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, socket_timeout=2,
+        socket_connect_timeout=2, client_name=name)
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisBroker:
@@ -31,27 +41,30 @@ class RedisBroker:
 
     def __init__(self, url: str, prefix: str = "chatd:", node_id: str = "",
                  max_backoff: float = 2.0) -> None:
+        """Owns ``client``: the node's one bounded Redis client for commands, shared with
+        presence and the match queue, closed here last."""
         self.url = url
         # Named connections: operators (and tests) can find this node's in CLIENT LIST.
         self.client_name = f"{prefix}{node_id}".replace(" ", "_")
         # A channel the reader always holds, so its connection exists with no other channel.
         self._reader_channel = f"{prefix}reader"
         self.max_backoff = max_backoff
-        self._pub = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
-                                            client_name=self.client_name)
+        self._pub = self.client = bounded_client(url, self.client_name)
         self._channels: set[str] = set()
         self._pubsub: Any = None
         self._handler: Handler | None = None
         self._on_reconnect: ReconnectHook | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._healthy = False
+        self._healthy = False  # the reader's connection is up and subscribed
+        self._publish_ok = True
         self._connected = asyncio.Event()
         self.reconnects = 0
         self.published = 0
 
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        # Both directions: the reader holds its subscriptions and the last publish went out.
+        return self._healthy and self._publish_ok
 
     async def start(self, handler: Handler, on_reconnect: ReconnectHook | None = None) -> None:
         self._handler = handler
@@ -95,8 +108,9 @@ class RedisBroker:
         try:
             await self._pub.publish(channel, payload)
         except (RedisError, OSError) as exc:
-            self._healthy = False
+            self._publish_ok = False
             raise BrokerUnavailable(f"redis publish failed: {type(exc).__name__}") from None
+        self._publish_ok = True
         self.published += 1
 
     # --- the reader ---------------------------------------------------------------------
@@ -114,6 +128,7 @@ class RedisBroker:
                     await pubsub.subscribe(*self._channels)
                 self._pubsub = pubsub
                 self._healthy = True
+                self._publish_ok = True  # Redis answers again; the next publish will tell
                 self._connected.set()
                 if not first:
                     self.reconnects += 1

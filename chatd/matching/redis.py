@@ -17,8 +17,6 @@ import json
 import time
 from typing import Any, Final
 
-import redis.asyncio as aioredis
-
 from chatd.matching.policy import Prefs, Seeker, UserId
 
 __all__ = ["RedisMatchQueue"]
@@ -38,9 +36,9 @@ return 0
 
 
 class RedisMatchQueue:
-    def __init__(self, url: str, node_id: str, prefix: str = "chatd:",
+    def __init__(self, client: Any, node_id: str, prefix: str = "chatd:",
                  lease_ms: int = 3000, alive_ms: int = 5000) -> None:
-        self._r = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._r = client  # the node's shared Redis client (its owner closes it)
         self.node_id = node_id
         self._queue = f"{prefix}mq"
         self._leader = f"{prefix}mq:leader"
@@ -89,7 +87,7 @@ class RedisMatchQueue:
         return bool(result == 1)
 
     async def close(self) -> None:
-        await self._r.aclose()
+        return None
 
 
 def _encode(s: Seeker, node_id: str) -> str:

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chatd.store import UserId
@@ -24,8 +24,10 @@ log = logging.getLogger("chatd.presence")
 
 
 class RedisPresence:
-    def __init__(self, url: str, node_id: str, prefix: str = "chatd:", ttl: float = 15.0) -> None:
-        self._r = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, client: Any, node_id: str, prefix: str = "chatd:",
+                 ttl: float = 15.0) -> None:
+        """``client``: the node's shared Redis client (its owner closes it)."""
+        self._r = client
         self.node_id = node_id
         self.prefix = prefix
         self.ttl = ttl
@@ -49,7 +51,6 @@ class RedisPresence:
                 pipe.zrem(self._key(user_id), self.node_id)
             await pipe.execute()
         self._users.clear()
-        await self._r.aclose()
 
     async def add(self, user_id: UserId) -> None:
         self._users.add(user_id)

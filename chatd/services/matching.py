@@ -88,6 +88,7 @@ class MatchService:
         self._tick = tick
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._removals: set[UserId] = set()
         self.matches = 0
 
     async def start(self) -> None:
@@ -120,8 +121,18 @@ class MatchService:
         self._wake.set()
 
     async def cancel(self, user_id: UserId) -> None:
-        """Idempotent: leave the queue if waiting."""
-        await self.queue.remove(user_id)
+        """Idempotent: leave the queue if waiting. If the queue cannot be reached (Redis
+        down), the removal is retried on every tick, so nobody is matched with a ghost."""
+        try:
+            await self.queue.remove(user_id)
+        except Exception:
+            self._removals.add(user_id)
+            raise
+
+    async def _retry_removals(self) -> None:
+        for user_id in list(self._removals):
+            await self.queue.remove(user_id)
+            self._removals.discard(user_id)
 
     async def _run(self) -> None:
         while True:
@@ -129,6 +140,7 @@ class MatchService:
                 await asyncio.wait_for(self._wake.wait(), self._tick)
             self._wake.clear()
             try:
+                await self._retry_removals()
                 await self.match_now()
             except asyncio.CancelledError:
                 raise
