@@ -164,6 +164,7 @@ class Fault:
         self.servers: list[ServerProc] = []
         self.seen: Counter[str] = Counter()  # health states polled, by phase
         self.phase = "during"
+        self.last: dict[str, str] = {}  # the latest health state of each live node
         self.info: dict[str, Any] = {}
         self.duration = 30.0  # load seconds (set by run_fault before setup)
 
@@ -192,7 +193,8 @@ class Fault:
         for i, s in enumerate(self.servers):
             if s.proc.poll() is None:
                 h = health(s.port)
-                self.seen[f"{self.phase} n{i}:{h.get('status')}/{h.get('broker', '-')}"] += 1
+                self.last[f"n{i}"] = f"{h.get('status')}/{h.get('broker', '-')}"
+                self.seen[f"{self.phase} n{i}:{self.last[f'n{i}']}"] += 1
 
 
 class RedisFault(Fault):
@@ -329,7 +331,8 @@ async def _drive(fault: Fault, duration: float, conns: int, hold: float,
         "acked_before_fault": acked_before, "acked_during_fault": acked_end - acked_before,
         "acked_after_fault": fleet.acked - acked_end,
         "fault_s": round(t_end - t_begin, 2), "recovery_s": recovery,
-        "errors_during_fault": dict(during), "health_seen": dict(fault.seen), **fault.info,
+        "errors_during_fault": dict(during), "health_seen": dict(fault.seen),
+        "health_last": dict(fault.last), **fault.info,
     }
 
 

@@ -58,6 +58,7 @@ def test_redis_killed_and_restarted_under_load() -> None:
     # Degraded, not down: both nodes said so while Redis was gone, and sends still succeeded.
     assert any(k.startswith("during") and k.endswith("/degraded") for k in r["health_seen"]), r
     assert r["acked_during_fault"] > 0, r
+    assert set(r["health_last"].values()) == {"ok/ok"}, r  # and healthy again by the end
     assert r["node_exit"] == [None, None]
 
 
