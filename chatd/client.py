@@ -97,8 +97,11 @@ class Client:
         rid = next(self._rids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        await self.ws.send(self.encode({"t": op, "rid": rid, **fields}))
-        return await asyncio.wait_for(fut, timeout)
+        try:
+            await self.ws.send(self.encode({"t": op, "rid": rid, **fields}))
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(rid, None)
 
     async def call(self, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
         """Like :meth:`request`, but an ``err`` reply raises :class:`ClientError`."""
