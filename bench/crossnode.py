@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import redis
 
 from bench.common import placement, ratio_line, seeded_chatd
 from bench.engine import Plan
-from bench.harness import chatd_server, free_port, machine, temp_dir
+from bench.harness import PrivateRedis, chatd_server, machine, temp_dir
 from bench.load import run_load
 from bench.report import table
 
@@ -55,29 +53,15 @@ def main() -> None:
     args = parser.parse_args()
     srv_cpus, gen_cpus, where = placement()
     print(f"machine: {machine()}\n{where}; both nodes on the server core", flush=True)
-    port = free_port()
-    with temp_dir() as tmp:
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                 "--save", "", "--appendonly", "no", "--dir", tmp],
-                                stdout=subprocess.DEVNULL)
-        try:
-            r = redis.Redis(port=port)
-            for _ in range(100):
-                try:
-                    r.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            flags = ("--broker", "redis", "--redis-url", f"redis://127.0.0.1:{port}/0")
-            plan = Plan(urls=[], conns=args.conns, offset=0, duration=args.duration,
-                        window=args.window, group_share=1.0, group_size=2, cpus=gen_cpus)
-            n1, plan = seeded_chatd(Path(tmp), plan, srv_cpus, *flags, "--node-id", "n1")
-            with n1, chatd_server(Path(tmp) / "data", srv_cpus, *flags, "--node-id", "n2") as n2:
-                same = measure(replace(plan, urls=[n1.url]), r)
-                cross = measure(replace(plan, urls=[n1.url, n2.url]), r)
-        finally:
-            proc.kill()
-            proc.wait()
+    with temp_dir() as tmp, PrivateRedis(Path(tmp) / "redis") as private:
+        r = redis.Redis(port=private.port)
+        flags = ("--broker", "redis", "--redis-url", private.url)
+        plan = Plan(urls=[], conns=args.conns, offset=0, duration=args.duration,
+                    window=args.window, group_share=1.0, group_size=2, cpus=gen_cpus)
+        n1, plan = seeded_chatd(Path(tmp), plan, srv_cpus, *flags, "--node-id", "n1")
+        with n1, chatd_server(Path(tmp) / "data", srv_cpus, *flags, "--node-id", "n2") as n2:
+            same = measure(replace(plan, urls=[n1.url]), r)
+            cross = measure(replace(plan, urls=[n1.url, n2.url]), r)
     for name, (peak, half, calls) in (("same-node", same), ("cross-node", cross)):
         print(table(peak, f"{name}: maximum (closed loop, window {args.window})"))
         print(table(half, f"{name}: half load (open loop)"))

@@ -39,6 +39,7 @@ from chatd.services.social import SocialService
 from chatd.services.text import TextGate
 from chatd.services.wordlists import WordLists
 from chatd.store import ConvId, SQLiteStore, Store, UserId
+from chatd.tasks import stop_task
 from filters import LiveFilter, WordFilter, default_wordlists_path
 
 __all__ = ["App"]
@@ -125,8 +126,7 @@ class App:
         await self.matching.close()
         await self.node.close()
         await self.store.close()
-        if self._stamp is not None:
-            self._stamp.cancel()
+        await stop_task(self._stamp)
         if self.data_dir is not None:
             self.data_dir.release()
 

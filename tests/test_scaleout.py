@@ -6,7 +6,6 @@ import asyncio
 import json
 import secrets
 import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,8 +15,9 @@ from typing import Any
 import pytest
 import redis
 
+from bench.harness import PrivateRedis
 from chatd.client import Client
-from tests.conftest import free_port, new_phone, t
+from tests.conftest import new_phone, t
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -137,40 +137,9 @@ def test_pubsub_connection_killed_messages_still_arrive(node_process, prefix) ->
     asyncio.run(scenario())
 
 
-class PrivateRedis:
-    """A redis-server of this test alone, so it can be stopped and restarted."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.tmp = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + t(10)
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis.from_url(self.url).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def test_redis_restart_local_delivery_continues_and_recovers(node_process, prefix,
                                                               tmp_path: Path) -> None:
-    private = PrivateRedis(tmp_path)
+    private = PrivateRedis(tmp_path / "redis")
     private.start()
     try:
         n1, n2 = cluster(node_process, prefix, 2, private.url)

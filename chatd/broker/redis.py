@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chatd.broker import BrokerUnavailable, Handler, ReconnectHook
+from chatd.tasks import stop_task
 
 __all__ = ["RedisBroker", "bounded_client"]
 
@@ -75,11 +76,8 @@ class RedisBroker:
             await asyncio.wait_for(self._connected.wait(), 3.0)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await stop_task(self._reader)
+        self._reader = None
         await self._pub.aclose()
 
     async def subscribe(self, channel: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from chatd.store import UserId
+from chatd.tasks import stop_task
 
 __all__ = ["RedisPresence"]
 
@@ -41,10 +42,7 @@ class RedisPresence:
         self._task = asyncio.create_task(self._refresh_forever(), name="chatd-presence")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         with contextlib.suppress(RedisError, OSError):
             pipe = self._r.pipeline(transaction=False)
             for user_id in self._users:

@@ -23,6 +23,7 @@ from chatd.matching import MatchConfig, MatchPolicy, Pair, Prefs, Seeker
 from chatd.matching import UserId as MatchUserId
 from chatd.node import Node
 from chatd.store import ConvId, Store, UserId
+from chatd.tasks import stop_task
 
 __all__ = ["MatchQueue", "MatchService", "MemoryMatchQueue"]
 
@@ -95,11 +96,8 @@ class MatchService:
         self._task = asyncio.create_task(self._run(), name="chatd-matcher")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.queue.close()
 
     async def start_waiting(self, user_id: UserId, prefs_raw: Any) -> None:

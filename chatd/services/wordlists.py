@@ -11,7 +11,6 @@ A change that does not build never replaces the working filter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from chatd.errors import BadRequest
 from chatd.node import Node
 from chatd.store import Store, WordChange
 from chatd.store.base import WordOp
+from chatd.tasks import stop_task
 from filters import Entry, LiveFilter, WordFilter, WordListError
 from filters.wordlist import check_entry
 
@@ -133,11 +133,8 @@ class WordLists:
         self._task = asyncio.create_task(self._poll_forever(), name="chatd-words")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def on_notice(self, body: Any) -> None:
         """A node-wide notice: a newer version means rebuild from the store."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -290,26 +290,9 @@ class PostgresStore(PostgresSocialMixin):
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
                            cid: str | None, prepare: Prepare) -> AppendResult:
         """The retry check, then the context, ``prepare`` and the insert in one transaction."""
-        async with self._conn() as c:
-            if cid is not None:
-                r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
-                if r is not None:
-                    return AppendResult(_message(r), created=False)
-            try:
-                async with c.transaction():
-                    body, flagged = prepare(await _send_context(c, conv, sender))
-                    seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
-            except asyncpg.UniqueViolationError as exc:
-                if cid is None or exc.constraint_name != "messages_cid":
-                    raise
-                r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
-                if r is None:
-                    raise
-                return AppendResult(_message(r), created=False)
-        if seq is None:
-            raise StoreError("no such conversation")
-        self._committed()
-        return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts), created=True)
+        async def decide(c: Any) -> tuple[str, bool]:
+            return prepare(await _send_context(c, conv, sender))
+        return await self._insert_message(conv, msg_id, sender, ts, cid, decide)
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
         """Current members, in no particular order."""
@@ -350,21 +333,30 @@ class PostgresStore(PostgresSocialMixin):
         A (sender, cid) seen before returns the first message with ``created=False`` and
         takes no seq. StoreError for an unknown conversation, DuplicateError for a taken id.
         """
+        async def decide(c: Any) -> tuple[str, bool]:
+            return body, flagged
+        return await self._insert_message(conv, msg_id, sender, ts, cid, decide)
+
+    async def _insert_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
+                              cid: str | None,
+                              decide: Callable[[Any], Awaitable[tuple[str, bool]]]
+                              ) -> AppendResult:
         async with self._conn() as c:
-            if cid is not None:
-                r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
-                if r is not None:
-                    return AppendResult(_message(r), created=False)
+            first = await _by_cid(c, sender, cid)
+            if first is not None:
+                return AppendResult(first, created=False)
             try:
-                seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
+                async with c.transaction():
+                    body, flagged = await decide(c)
+                    seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
             except asyncpg.UniqueViolationError as exc:
                 if cid is None or exc.constraint_name != "messages_cid":
                     raise
                 # A concurrent retry with the same client id committed first.
-                r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
-                if r is None:
+                first = await _by_cid(c, sender, cid)
+                if first is None:
                     raise
-                return AppendResult(_message(r), created=False)
+                return AppendResult(first, created=False)
         if seq is None:
             raise StoreError("no such conversation")
         self._committed()
@@ -510,6 +502,13 @@ async def _send_context(c: Any, conv: ConvId, user_id: UserId) -> SendContext | 
         return None
     peer = UserId(r[3]) if r[3] is not None else None
     return SendContext(r[0], bool(r[1]), bool(r[2]), peer, bool(r[4]), int(r[5]))
+
+
+async def _by_cid(c: Any, sender: UserId, cid: str | None) -> Message | None:
+    if cid is None:
+        return None
+    r = await c.fetchrow(f"{_MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
+    return _message(r) if r is not None else None
 
 
 # The seq is taken and the message inserted in one statement: the UPDATE locks the
