@@ -195,13 +195,17 @@ class Node:
 
     async def _publish(self, channel: str, kind: str, target: str, sender: Any,
                        body: Any) -> None:
+        if self.broker.local_only:
+            # One node alone: no other node to encode for.
+            await self._dispatch(kind, target, sender, body)
+            return
         payload = msgpack.packb((kind, target, sender, body), use_bin_type=True)
         try:
             await self.broker.publish(channel, payload)
         except BrokerUnavailable:
             # Local users keep being served; other nodes catch up after the reconnect.
             self.local_fallbacks += 1
-            await self._on_payload(channel, payload)
+            await self._dispatch(kind, target, sender, body)
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -211,6 +215,9 @@ class Node:
         except Exception:
             log.warning("dropped an unreadable broker payload on %s", channel)
             return
+        await self._dispatch(kind, target, sender, body)
+
+    async def _dispatch(self, kind: str, target: str, sender: Any, body: Any) -> None:
         if kind == _CONV:
             sender_id, skip = sender
             self._deliver_conv(ConvId(target), body, sender_id, skip)

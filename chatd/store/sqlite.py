@@ -1,10 +1,10 @@
 """The embedded SQLite store: WAL, foreign keys, versioned migrations, group commit.
 
 All SQL runs on one worker thread that owns the connection, so the event loop never blocks.
-The worker drains every job queued while it was busy and runs them in ONE transaction
-(each job inside its own savepoint, so one failing job does not undo the others): under load
-many messages share one fsync, which is what keeps durability from capping throughput.
-A job's future resolves only after its transaction committed.
+The worker drains every job queued while it was busy and runs them in ONE transaction: under
+load many messages share one fsync, which is what keeps durability from capping throughput.
+If a job raises, the batch is replayed with a savepoint per job, so one failing job does not
+undo the others. A job's future resolves only after its transaction committed.
 """
 
 from __future__ import annotations
@@ -116,21 +116,14 @@ class SQLiteStore(SQLiteSocialMixin):
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
-        results: list[tuple[Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, _, _ in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    results.append((None, _translate(exc)))
-                else:
-                    conn.execute("RELEASE job")
-                    results.append((value, None))
-            conn.execute("COMMIT")
+            # Fast path: the whole batch in one transaction, no savepoints. Jobs are functions
+            # of the database alone, so if one raises, the batch is rolled back and replayed
+            # with a savepoint per job (refusals such as `forbidden` are rare).
+            try:
+                results = self._transaction(conn, batch, isolate=False)
+            except _JobFailed:
+                results = self._transaction(conn, batch, isolate=True)
             self.commits += 1
             self.jobs_run += len(batch)
         except sqlite3.Error as exc:
@@ -140,8 +133,37 @@ class SQLiteStore(SQLiteSocialMixin):
                     conn.execute("ROLLBACK")
             failure = StoreError(f"database error: {exc}")
             results = [(None, failure) for _ in batch]
-        for (_, loop, fut), (value, err) in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_settle, fut, value, err)
+        # One wake-up of each event loop per batch, not one per job.
+        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
+        for (_, loop, fut), result in zip(batch, results, strict=True):
+            futures, outcomes = by_loop.setdefault(loop, ([], []))
+            futures.append(fut)
+            outcomes.append(result)
+        for loop, (futures, outcomes) in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, futures, outcomes)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list[Job],
+                     isolate: bool) -> list[tuple[Any, BaseException | None]]:
+        results: list[tuple[Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, _, _ in batch:
+            if isolate:
+                conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+            except Exception as exc:
+                if not isolate:
+                    conn.execute("ROLLBACK")
+                    raise _JobFailed from exc
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                results.append((None, _translate(exc)))
+            else:
+                if isolate:
+                    conn.execute("RELEASE job")
+                results.append((value, None))
+        conn.execute("COMMIT")
+        return results
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None:
@@ -420,6 +442,10 @@ class SQLiteStore(SQLiteSocialMixin):
 
 # --- helpers --------------------------------------------------------------------------------
 
+class _JobFailed(Exception):
+    """A job raised in the fast path: replay the batch with savepoints."""
+
+
 def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> None:
     if fut.done():
         return
@@ -427,6 +453,12 @@ def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> 
         fut.set_exception(err)
     else:
         fut.set_result(value)
+
+
+def _settle_all(futures: list[asyncio.Future[Any]],
+                results: list[tuple[Any, BaseException | None]]) -> None:
+    for fut, (value, err) in zip(futures, results, strict=True):
+        _settle(fut, value, err)
 
 
 def _translate(exc: Exception) -> Exception:
@@ -480,22 +512,24 @@ def _set_interests(c: sqlite3.Connection, user_id: str, tags: Sequence[str],
                   (conv, user_id, now, conv))
 
 
+_SEND_CONTEXT: Final = (
+    "SELECT cv.kind, cv.closed,"
+    " EXISTS(SELECT 1 FROM conv_members m WHERE m.conv_id=cv.id AND m.user_id=:u"
+    "  AND m.left_at IS NULL),"
+    " COALESCE((SELECT muted_until FROM users WHERE id=:u), 0), p.user_id,"
+    " EXISTS(SELECT 1 FROM blocks b WHERE b.blocker=p.user_id AND b.blocked=:u)"
+    " FROM conversations cv LEFT JOIN conv_members p"
+    "  ON cv.kind='direct' AND p.conv_id=cv.id AND p.user_id<>:u"
+    " WHERE cv.id=:c LIMIT 1")
+
+
 def _send_context(c: sqlite3.Connection, conv: ConvId, user_id: UserId) -> SendContext | None:
-    cv = c.execute("SELECT kind, closed FROM conversations WHERE id=?", (conv,)).fetchone()
-    if cv is None:
+    """Everything a send must know, in one statement (it runs once per message)."""
+    r = c.execute(_SEND_CONTEXT, {"c": conv, "u": user_id}).fetchone()
+    if r is None:
         return None
-    member = c.execute("SELECT 1 FROM conv_members WHERE conv_id=? AND user_id=? AND"
-                       " left_at IS NULL", (conv, user_id)).fetchone() is not None
-    muted = c.execute("SELECT muted_until FROM users WHERE id=?", (user_id,)).fetchone()
-    peer, blocked = None, False
-    if cv[0] == "direct":
-        r = c.execute("SELECT user_id FROM conv_members WHERE conv_id=? AND user_id<>?",
-                      (conv, user_id)).fetchone()
-        if r:
-            peer = UserId(r[0])
-            blocked = c.execute("SELECT 1 FROM blocks WHERE blocker=? AND blocked=?",
-                                (peer, user_id)).fetchone() is not None
-    return SendContext(cv[0], bool(cv[1]), member, peer, blocked, muted[0] if muted else 0)
+    peer = UserId(r[4]) if r[4] is not None else None
+    return SendContext(r[0], bool(r[1]), bool(r[2]), peer, bool(r[5]), int(r[3]))
 
 
 def _by_cid(c: sqlite3.Connection, sender: UserId, cid: str | None) -> Message | None:
