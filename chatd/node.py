@@ -253,13 +253,18 @@ class Node:
         self._fan_out((c for c in self.hub.recipients(conv, sender) if c.cid != skip), event)
 
     def _fan_out(self, conns: Iterable[Conn], event: dict[str, Any]) -> None:
+        """Encode once per codec, serialise once per codec, write the same bytes to all."""
         frames: dict[str, Frame] = {}
+        wire: dict[str, bytes] = {}
+        delivered = 0
         for conn in list(conns):
-            frame = frames.get(conn.codec.name)
+            name = conn.codec.name
+            frame = frames.get(name)
             if frame is None:
-                frame = frames[conn.codec.name] = conn.codec.encode(event)
-            conn.enqueue(frame)
-            self.delivered += 1
+                frame = frames[name] = conn.codec.encode(event)
+            conn.enqueue_shared(frame, wire)
+            delivered += 1
+        self.delivered += delivered
 
     async def _on_reconnect(self) -> None:
         """The broker was away: deliver what local members missed, from the store."""

@@ -16,15 +16,17 @@ import json
 import logging
 import secrets
 import signal
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 
 from chatd.app import App
@@ -59,7 +61,13 @@ _NODE_TAG = secrets.token_hex(3)
 
 
 class Connection:
-    """One client connection: the hub's ``Conn`` plus the bounded outbound queue."""
+    """One client connection: the hub's ``Conn``, writing straight to the socket.
+
+    Frames go to the transport at once, as ``websockets.broadcast`` does: no task and no
+    queue per connection, so a fan-out costs one buffer append per recipient. The transport's
+    write buffer is the bounded outbound queue: a client that lets it pass ``limit`` bytes is
+    closed with 3008 instead of growing the server's memory (centrifuge's writer lesson).
+    """
 
     def __init__(self, ws: ServerConnection, codec: Codec, limit: int, metrics: Any,
                  address: str) -> None:
@@ -70,46 +78,56 @@ class Connection:
         self.token_hash: bytes | None = None
         self.address = address
         self._limit = limit
-        self._queue: deque[Frame] = deque()
-        self._queued = 0
-        self._ready = asyncio.Event()
-        self._closing: tuple[int, str] | None = None
+        self._send = ws.protocol.send_binary if codec.binary else ws.protocol.send_text
+        # A compressed connection needs its own bytes; otherwise a fan-out shares them.
+        self._shares_bytes = not ws.protocol.extensions
+        self.closing: asyncio.Task[None] | None = None
         # Set by an op (logout) that ends this connection once its reply is written.
         self.close_after_reply: tuple[int, str] | None = None
         self._metrics = metrics
 
     def enqueue(self, frame: Frame) -> None:
-        if self._closing is not None:
+        if not self._room_for(len(frame)):
             return
-        size = len(frame)
-        if self._queued + size > self._limit:
-            log.warning("[%s] slow reader: %d bytes queued; closing", self.cid, self._queued)
+        try:
+            self._send(frame.encode() if isinstance(frame, str) else frame)
+            self.ws.send_data()
+        except Exception as exc:  # the transport is closing under us
+            log.debug("[%s] write failed: %s", self.cid, type(exc).__name__)
+
+    def enqueue_shared(self, frame: Frame, wire: dict[str, bytes]) -> None:
+        """Like :meth:`enqueue`, for a fan-out: the WebSocket frame is serialised once per
+        codec (``wire`` is the fan-out's cache) and the same bytes go to every recipient
+        (centrifuge's prepared message; what ``websockets.broadcast`` does per connection)."""
+        if not self._shares_bytes:
+            self.enqueue(frame)
+            return
+        data = wire.get(self.codec.name)
+        if data is None:
+            payload = frame.encode() if isinstance(frame, str) else frame
+            opcode = Opcode.BINARY if self.codec.binary else Opcode.TEXT
+            data = wire[self.codec.name] = WsFrame(opcode, payload).serialize(mask=False)
+        if self._room_for(len(data)):
+            self.ws.transport.write(data)
+
+    def _room_for(self, size: int) -> bool:
+        """Open, and the write buffer can take ``size`` more bytes (else: closed as slow)."""
+        ws = self.ws
+        if self.closing is not None or ws.protocol.state is not State.OPEN:
+            return False
+        queued = ws.transport.get_write_buffer_size()
+        if queued + size > self._limit:
+            log.warning("[%s] slow reader: %d bytes queued; closing", self.cid, queued)
             self._metrics.closed_slow.inc()
             self.close_soon(CLOSE_SLOW, "slow: outbound queue full")
-            return
-        self._queue.append(frame)
-        self._queued += size
-        self._ready.set()
+            return False
+        return True
 
     def close_soon(self, code: int, reason: str, flush: bool = False) -> None:
-        """Close after the writer sent what is queued (``flush``) or at once."""
-        if self._closing is None:
-            self._closing = (code, reason)
-            if not flush:
-                self._queue.clear()
-            self._ready.set()
-
-    async def write_loop(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._queue:
-                frame = self._queue.popleft()
-                self._queued -= len(frame)
-                await self.ws.send(frame)
-            if self._closing is not None:
-                await self.ws.close(*self._closing)
-                return
+        """Start the closing handshake. Frames are written as they come, so what was
+        enqueued before is sent first either way (``flush`` is kept for the interface)."""
+        if self.closing is None:
+            self.closing = asyncio.ensure_future(self.ws.close(code, reason))
 
 
 class ChatServer:
@@ -194,10 +212,9 @@ class ChatServer:
         inbox: asyncio.Queue[Request] = asyncio.Queue(self.config.max_inflight)
         self.app.metrics.connections.inc()
         log.debug("[%s] open (%s)", conn.cid, codec.name)
-        writer = asyncio.create_task(conn.write_loop(), name=f"{conn.cid}-writer")
         worker = asyncio.create_task(self._work(conn, session, inbox), name=f"{conn.cid}-worker")
         try:
-            await self._read(ws, conn, session, inbox, writer)
+            await self._read(ws, conn, session, inbox)
         except Exception:
             log.exception("[%s] connection failed", conn.cid)
             conn.close_soon(CLOSE_INTERNAL, "internal error")
@@ -207,8 +224,7 @@ class ChatServer:
                 await worker
             conn.close_soon(1000, "")
             with contextlib.suppress(asyncio.TimeoutError, ConnectionClosed):
-                await asyncio.wait_for(writer, 1.0)
-            writer.cancel()
+                await asyncio.wait_for(asyncio.shield(conn.closing), 1.0)  # type: ignore[arg-type]
             try:
                 await self.app.disconnected(conn)
             except Exception:
@@ -224,8 +240,8 @@ class ChatServer:
             log.debug("[%s] closed", conn.cid)
 
     async def _read(self, ws: ServerConnection, conn: Connection, session: Session,
-                    inbox: asyncio.Queue[Request], writer: asyncio.Task[None]) -> None:
-        while not writer.done():
+                    inbox: asyncio.Queue[Request]) -> None:
+        while conn.closing is None:
             try:
                 frame = await asyncio.wait_for(ws.recv(), self.config.idle_timeout)
             except TimeoutError:
