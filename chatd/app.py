@@ -296,7 +296,7 @@ def make_store(config: Config) -> Store:
         from chatd.store.postgres import PostgresStore
         return PostgresStore(config.postgres_dsn, config.postgres_pool_min,
                              config.postgres_pool_max)
-    return SQLiteStore(config.db_path)
+    return SQLiteStore(config.db_path, synchronous=config.sqlite_synchronous)
 
 
 def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, MatchQueue]:

@@ -20,6 +20,7 @@ SmsProviderName = Literal["dev", "webhook"]
 Toggle = Literal["auto", "on", "off"]
 BrokerName = Literal["memory", "redis"]
 StoreName = Literal["sqlite", "postgres"]
+Durability = Literal["full", "normal"]
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,7 @@ class Config:
     broker: BrokerName = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     store: StoreName = "sqlite"
+    sqlite_synchronous: Durability = "full"
     postgres_dsn: str = "postgresql://127.0.0.1/chatd"
     postgres_pool_min: int = 2
     postgres_pool_max: int = 10
@@ -145,6 +147,8 @@ SETTINGS_HELP: dict[str, str] = {
     "broker": "memory (one node) or redis",
     "redis_url": "Redis URL for the redis broker",
     "store": "sqlite (embedded) or postgres",
+    "sqlite_synchronous": "full: an acknowledged message survives power loss; normal: it "
+                          "survives a chatd crash, not a host crash (faster)",
     "postgres_dsn": "PostgreSQL DSN for the postgres store",
     "postgres_pool_min": "connections the postgres store keeps open",
     "postgres_pool_max": "most connections the postgres store opens",
@@ -181,7 +185,8 @@ def _validate(c: Config) -> None:
     for f in fields(Config):
         allowed = get_args(hints[f.name])
         choice = getattr(c, f.name)
-        if f.name in ("profile", "sms_provider", "broker", "store", "web_pages") \
+        if f.name in ("profile", "sms_provider", "broker", "store", "web_pages",
+                      "sqlite_synchronous") \
                 and choice not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
     if c.broker == "redis" and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):

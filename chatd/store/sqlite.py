@@ -45,8 +45,13 @@ _STOP: Final = object()
 
 
 class SQLiteStore(SQLiteSocialMixin):
-    def __init__(self, path: Path, max_batch: int = 512) -> None:
+    def __init__(self, path: Path, max_batch: int = 512, synchronous: str = "full") -> None:
         self.path = path
+        # "full": a commit is on disk before its future resolves (acknowledged means durable,
+        # power loss included). "normal" (WAL): it survives a crash of chatd, not of the host.
+        if synchronous not in ("full", "normal"):
+            raise ValueError("synchronous must be 'full' or 'normal'")
+        self.synchronous = synchronous
         # Jobs per transaction; 1 turns group commit off (the bench's baseline).
         self.max_batch = max_batch
         self._jobs: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
@@ -78,8 +83,7 @@ class SQLiteStore(SQLiteSocialMixin):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before its future resolves (acknowledged means durable).
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         _migrate(conn)
