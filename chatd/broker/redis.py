@@ -58,6 +58,8 @@ class RedisBroker:
         self._reader: asyncio.Task[None] | None = None
         self._healthy = False  # the reader's connection is up and subscribed
         self._publish_ok = True
+        self._outbox: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.reconnects = 0
         self.published = 0
@@ -78,6 +80,8 @@ class RedisBroker:
     async def close(self) -> None:
         await stop_task(self._reader)
         self._reader = None
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher], timeout=2.0)
         await self._pub.aclose()
 
     async def subscribe(self, channel: str) -> None:
@@ -103,13 +107,34 @@ class RedisBroker:
                         type(exc).__name__)
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        try:
-            await self._pub.publish(channel, payload)
-        except (RedisError, OSError) as exc:
-            self._publish_ok = False
-            raise BrokerUnavailable(f"redis publish failed: {type(exc).__name__}") from None
-        self._publish_ok = True
-        self.published += 1
+        """Queue the publish; one flusher sends everything queued meanwhile as one pipeline
+        (a round trip and a parse per batch, not per message; order kept)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((channel, payload, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="chatd-redis-publish")
+        await fut
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            pipe = self._pub.pipeline(transaction=False)
+            for channel, payload, _ in batch:
+                pipe.publish(channel, payload)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self._publish_ok = False
+                error = BrokerUnavailable(f"redis publish failed: {type(exc).__name__}")
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(error)
+                continue
+            self._publish_ok = True
+            self.published += len(batch)
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     # --- the reader ---------------------------------------------------------------------
 
