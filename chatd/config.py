@@ -46,6 +46,7 @@ class Config:
     idle_timeout: float = 300.0
     outbound_queue_bytes: int = 1 << 20
     open_timeout: float = 10.0
+    shutdown_grace: float = 0.0
     max_conns_per_address: int = 512
     trusted_proxies: tuple[str, ...] = ()
     # Per-connection limits
@@ -62,6 +63,7 @@ class Config:
     sms_daily_limit: int = 10
     sms_code_attempts: int = 5
     sms_address_hourly: int = 20
+    sms_global_hourly: int = 10_000
     login_failures_per_phone: int = 10
     login_failures_per_address: int = 50
     session_ttl_days: int = 30
@@ -120,6 +122,8 @@ SETTINGS_HELP: dict[str, str] = {
     "idle_timeout": "seconds without a client frame before closing with 4002",
     "outbound_queue_bytes": "bytes queued for one slow client before closing it with 3008",
     "open_timeout": "seconds a client has to finish the opening handshake (slowloris)",
+    "shutdown_grace": "seconds /healthz answers 503 before a stopping node closes its "
+                      "connections (5-10 behind a load balancer)",
     "max_conns_per_address": "open connections per client address (HTTP 429 beyond)",
     "trusted_proxies": "comma-separated proxy addresses whose X-Forwarded-For is believed",
     "rate_per_second": "requests per second per connection (token bucket refill)",
@@ -133,6 +137,7 @@ SETTINGS_HELP: dict[str, str] = {
     "sms_daily_limit": "codes per phone per day",
     "sms_code_attempts": "wrong tries before a code is burnt",
     "sms_address_hourly": "codes one client address may request per hour",
+    "sms_global_hourly": "codes the whole deployment sends per hour (SMS costs money)",
     "login_failures_per_phone": "failed logins per phone per 15 minutes before rate_limited",
     "login_failures_per_address": "failed logins per address per 15 minutes before rate_limited",
     "session_ttl_days": "days a session token stays valid",
@@ -174,9 +179,12 @@ def _validate(c: Config) -> None:
     for name in ("rate_burst", "max_inflight", "outbound_queue_bytes", "sms_code_ttl",
                  "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars",
                  "sms_address_hourly", "login_failures_per_phone", "max_conns_per_address",
+                 "sms_global_hourly",
                  "login_failures_per_address", "max_post_chars", "search_history_keep"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
+    if c.shutdown_grace < 0:
+        raise bad("shutdown_grace", "must not be negative")
     if c.sms_resend_interval < 0:
         raise bad("sms_resend_interval", "must not be negative")
     if c.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -165,8 +165,13 @@ class ChatServer:
                  self.config.host, self.port)
 
     async def stop(self) -> None:
-        """Graceful: /healthz turns 503, no new connections, close with 1001, flush the store."""
+        """Graceful: /healthz turns 503 (new WebSockets too) for ``shutdown_grace`` seconds so
+        a load balancer stops routing here, then no new connections, close with 1001, flush
+        the store."""
         self.app.draining = True
+        if self.config.shutdown_grace > 0:
+            log.info("draining: /healthz answers 503 for %.1f s", self.config.shutdown_grace)
+            await asyncio.sleep(self.config.shutdown_grace)
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()

@@ -125,6 +125,20 @@ async def test_sms_resend_interval_and_daily_cap(tmp_path: Path, wordlist: Path)
         await srv.stop()
 
 
+async def test_global_sms_cap(tmp_path: Path, wordlist: Path) -> None:
+    srv = ChatServer(Config(port=0, data_dir=tmp_path / "d", wordlists=(str(wordlist),),
+                            sms_global_hourly=3))
+    await srv.start()
+    try:
+        async with await Client.connect(url_of(srv)) as c:
+            for _ in range(3):
+                await code_for(c, new_phone(), "register")
+            r = await c.request("sms.send", phone=new_phone(), purpose="register")
+            assert r["code"] == "rate_limited" and r["retry_after"] > 0
+    finally:
+        await srv.stop()
+
+
 async def _age_codes(server: ChatServer, phone: str) -> None:
     """Move earlier sends 61 s into the past instead of sleeping through the interval."""
     await server.app.store._run(lambda db: db.execute(  # type: ignore[attr-defined]

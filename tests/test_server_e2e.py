@@ -178,6 +178,24 @@ async def test_graceful_shutdown_closes_1001_and_health_503(tmp_path: Path,
     await stopping
 
 
+async def test_shutdown_grace_reports_draining_first(tmp_path: Path, wordlist: Path) -> None:
+    srv = ChatServer(Config(port=0, data_dir=tmp_path / "d", wordlists=(str(wordlist),),
+                            shutdown_grace=1.0))
+    await srv.start()
+    c = await Client.connect(url_of(srv))
+    stopping = asyncio.create_task(srv.stop())
+    await asyncio.sleep(0.2)
+    status, body = await asyncio.to_thread(http_get, srv.port, "/healthz")
+    assert status == 503 and json.loads(body)["status"] == "draining"
+    with pytest.raises(InvalidStatus) as info:  # no new WebSocket while draining
+        await connect(url_of(srv))
+    assert info.value.response.status_code == 503
+    assert (await c.call("ping"))["t"] == "ok"  # existing sessions still served
+    await asyncio.wait_for(c.ws.wait_closed(), t(10))
+    assert c.ws.close_code == 1001
+    await stopping
+
+
 def test_process_restart_keeps_accounts_and_sigterm_exits_0(node_process) -> None:
     phone = new_phone()
 

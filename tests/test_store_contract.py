@@ -263,6 +263,12 @@ async def test_sms_codes(store: Store) -> None:
     assert await store.sms_sends_since(p, NOW) == [NOW, NOW + 10, NOW + 20]
     assert await store.sms_sends_since(p, NOW + 10) == [NOW + 10, NOW + 20]
     assert await store.sms_sends_since(phone(), 0) == []
+    # The deployment-wide count: codes to any phone since a time (far ahead: this test's own).
+    later = NOW + 10**12 + secrets.randbelow(10**9)
+    await store.add_sms_code(phone(), "login", b"g1", later, later + 1)
+    await store.add_sms_code(phone(), "login", b"g2", later + 5, later + 6)
+    assert await store.sms_total_since(later) == 2
+    assert await store.sms_total_since(later + 1) == 1
 
 
 async def test_sms_code_used_once_under_concurrency(store: Store) -> None:

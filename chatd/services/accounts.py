@@ -41,6 +41,7 @@ Purpose = Literal["register", "login", "reset", "rebind", "delete"]
 PURPOSES: Final = ("register", "login", "reset", "rebind", "delete")
 GENDERS: Final = ("male", "female", "other")
 DAY_MS: Final = 86_400_000
+HOUR_MS: Final = 3_600_000
 MIN_PASSWORD: Final = 8
 MAX_PASSWORD: Final = 128
 MAX_NICKNAME: Final = 20
@@ -92,6 +93,9 @@ class AccountService:
                               "wait before asking for another code")
         if len(sends) >= self.config.sms_daily_limit:
             raise RateLimited(sends[0] + DAY_MS - now, "daily SMS limit reached for this phone")
+        if await self.store.sms_total_since(now - HOUR_MS) >= self.config.sms_global_hourly:
+            log.error("global SMS cap reached (%d per hour)", self.config.sms_global_hourly)
+            raise RateLimited(60_000, "SMS service busy; try again later")
         if address:
             wait = self.address_sms.retry_after_ms(address)
             if wait:

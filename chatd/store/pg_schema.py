@@ -165,4 +165,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX audit_target ON audit_log(target);
     CREATE INDEX audit_actor ON audit_log(actor)
     """,
+    # 3: the global SMS cap counts codes sent in the last hour
+    """
+    CREATE INDEX sms_codes_created ON sms_codes(created_at)
+    """,
 )

@@ -232,6 +232,12 @@ class PostgresStore(PostgresSocialMixin):
                                  " AND created_at>=$2 ORDER BY created_at", phone, since)
         return [int(r[0]) for r in rows]
 
+    async def sms_total_since(self, since: int) -> int:
+        """Codes sent to any phone since then (the deployment-wide SMS cap)."""
+        async with self._conn() as c:
+            return int(await c.fetchval("SELECT count(*) FROM sms_codes WHERE created_at>=$1",
+                                        since))
+
     async def sms_code_failed(self, code_id: int) -> None:
         await self._write("UPDATE sms_codes SET attempts=attempts+1 WHERE id=$1", code_id)
 

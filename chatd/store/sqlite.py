@@ -277,6 +277,11 @@ class SQLiteStore(SQLiteSocialMixin):
             return [r[0] for r in rows]
         return await self._run(job)
 
+    async def sms_total_since(self, since: int) -> int:
+        """Codes sent to any phone since then (the deployment-wide SMS cap)."""
+        return await self._run(lambda c: int(c.execute(
+            "SELECT count(*) FROM sms_codes WHERE created_at>=?", (since,)).fetchone()[0]))
+
     async def sms_code_failed(self, code_id: int) -> None:
         await self._run(lambda c: c.execute(
             "UPDATE sms_codes SET attempts=attempts+1 WHERE id=?", (code_id,)))

@@ -81,6 +81,16 @@ def test_too_many_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         WordFilter.from_paths(p)
 
 
+def test_huge_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import filters.wordlist as wl
+
+    monkeypatch.setattr(wl, "MAX_FILE_BYTES", 1024)
+    p = write(tmp_path, "huge.txt", "词\n" * 2000)
+    with pytest.raises(WordListError) as ei:
+        WordFilter.from_paths(p)
+    assert ei.value.path == str(p)
+
+
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(WordListError, match="no such"):
         WordFilter.from_paths(tmp_path / "nope.txt")
