@@ -123,9 +123,9 @@ class Connection:
             return False
         return True
 
-    def close_soon(self, code: int, reason: str, flush: bool = False) -> None:
-        """Start the closing handshake. Frames are written as they come, so what was
-        enqueued before is sent first either way (``flush`` is kept for the interface)."""
+    def close_soon(self, code: int, reason: str) -> None:
+        """Start the closing handshake. Frames are written as they come, so whatever was
+        enqueued before (a reply, say) goes out first."""
         if self.closing is None:
             self.closing = asyncio.ensure_future(self.ws.close(code, reason))
 
@@ -291,7 +291,7 @@ class ChatServer:
                 reply = session.error(Internal(), request.rid)
             conn.enqueue(reply)
             if conn.close_after_reply is not None:
-                conn.close_soon(*conn.close_after_reply, flush=True)
+                conn.close_soon(*conn.close_after_reply)
 
 
 def client_address(ws: ServerConnection, trusted_proxies: tuple[str, ...]) -> str:
