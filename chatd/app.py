@@ -52,7 +52,6 @@ Handler = Callable[[Conn, Request], Awaitable[dict[str, Any] | None]]
 class App:
     def __init__(self, config: Config) -> None:
         self.config = config
-        # The server's websockets logger prints data frames at DEBUG: never personal data.
         self.node_id = config.node_id or uuid.uuid4().hex[:12]
         self.metrics = Metrics()
         self.catalog = Catalog.load()
@@ -166,7 +165,7 @@ class App:
             if user is None or normalize_phone(req.args["phone"]) != user.phone:
                 raise Forbidden("a deletion code goes to your own phone only")
         return await self.accounts.send_code(req.args["phone"], req.args["purpose"],
-                                             _address(conn))
+                                             conn.address)
 
     async def _register(self, conn: Conn, req: Request) -> dict[str, Any]:
         self._not_twice(conn)
@@ -175,7 +174,7 @@ class App:
 
     async def _login(self, conn: Conn, req: Request) -> dict[str, Any]:
         self._not_twice(conn)
-        result = await self.accounts.login(req.args, req.args.get("device", ""), _address(conn))
+        result = await self.accounts.login(req.args, req.args.get("device", ""), conn.address)
         return await self._logged_in(conn, result, with_token=True)
 
     async def _auth(self, conn: Conn, req: Request) -> dict[str, Any]:
@@ -278,10 +277,6 @@ def _uid(conn: Conn) -> UserId:
     if conn.user_id is None:  # the session layer refuses unauthenticated ops first
         raise ChatError("no user on this connection")
     return conn.user_id
-
-
-def _address(conn: Conn) -> str:
-    return getattr(conn, "address", "")
 
 
 def _self_view(user: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ class Conn(Protocol):
     codec: Codec
     user_id: UserId | None
     token_hash: bytes | None
+    address: str  # the client's address, for per-address abuse limits
     close_after_reply: tuple[int, str] | None
 
     def enqueue(self, frame: Frame) -> None: ...
@@ -110,13 +111,6 @@ class Hub:
     def online(self, user_id: UserId) -> bool:
         return user_id in self._by_user
 
-    def local_convs(self) -> list[ConvId]:
-        return list(self._members)
-
     @property
     def connections(self) -> int:
         return sum(len(c) for c in self._by_user.values())
-
-    @property
-    def users(self) -> int:
-        return len(self._by_user)

@@ -357,9 +357,6 @@ async def run(config: Config) -> None:
     print(f"chatd listening on ws://{config.host}:{server.port}/ws "
           f"(data in {config.data_dir}, store {config.store}, broker {config.broker})",
           flush=True)
-    if config.sms_provider == "dev":
-        print("WARNING: development SMS provider active: codes are returned as dev_code",
-              flush=True)
     await stop.wait()
     log.info("signal received: draining")
     await server.stop()

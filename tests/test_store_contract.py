@@ -357,18 +357,7 @@ async def test_send_context(store: Store, backend: Backend) -> None:
         ("group", False, False, None, False)
 
 
-async def test_met_since(store: Store) -> None:
-    _, a, b = await direct(store)
-    assert await store.met_since(a.id, b.id, NOW)
-    assert await store.met_since(b.id, a.id, NOW - 1)
-    assert not await store.met_since(a.id, b.id, NOW + 1)
-    c = await new_user(store)
-    assert not await store.met_since(a.id, c.id, 0)
-
-
 async def test_recent_pairs(store: Store) -> None:
-    if not hasattr(store, "recent_pairs"):
-        pytest.skip("this implementation predates recent_pairs")
     _, a, b = await direct(store)
     c, d = await new_user(store), await new_user(store)
     old = ConvId(uid("d"))
@@ -380,6 +369,7 @@ async def test_recent_pairs(store: Store) -> None:
     assert await store.recent_pairs([a.id, b.id], NOW) == {pair}
     assert await store.recent_pairs([a.id], NOW - 10) == {pair, tuple(sorted((a.id, c.id)))}
     assert await store.recent_pairs([d.id], NOW + 1) == set()
+    assert await store.recent_pairs([b.id], NOW + 1) == set()  # created at NOW: not since
     assert await store.recent_pairs([], 0) == set()
 
 

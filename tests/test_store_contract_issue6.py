@@ -214,7 +214,7 @@ async def test_delete_account(store: Store) -> None:
                                    closed.target_user) == ("resolved", "account_deleted", "",
                                                            TOMBSTONE)
     assert await store.audit_log(None, 10, a.id) == []
-    assert not await store.met_since(a.id, b.id, 0)
+    assert not any(a.id in pair for pair in await store.recent_pairs([b.id], 0))
     assert await store.review_queue(0, 1000) == [i for i in await store.review_queue(0, 1000)
                                                  if i.author != a.id]
     assert await store.delete_account(a.id) == []

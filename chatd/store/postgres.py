@@ -386,14 +386,6 @@ class PostgresStore(PostgresSocialMixin):
         self._committed()
         return int(mark) if mark is not None else 0
 
-    async def met_since(self, a: UserId, b: UserId, since: int) -> bool:
-        """Whether a 1:1 between ``a`` and ``b`` was created at or after ``since``."""
-        pair = "|".join(sorted((a, b)))
-        async with self._conn() as c:
-            return bool(await c.fetchval(
-                "SELECT EXISTS(SELECT 1 FROM conversations WHERE pair=$1 AND created_at>=$2)",
-                pair, since))
-
     async def recent_pairs(self, users: Sequence[UserId],
                            since: int) -> set[tuple[UserId, UserId]]:
         """Pairs (a, b), a < b, of every 1:1 created at or after ``since`` that one of

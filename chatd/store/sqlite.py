@@ -402,12 +402,6 @@ class SQLiteStore(SQLiteSocialMixin):
             return int(r[0]) if r else 0
         return await self._run(job)
 
-    async def met_since(self, a: UserId, b: UserId, since: int) -> bool:
-        pair = "|".join(sorted((a, b)))
-        return await self._run(lambda c: c.execute(
-            "SELECT 1 FROM conversations WHERE pair=? AND created_at>=? LIMIT 1",
-            (pair, since)).fetchone() is not None)
-
     async def recent_pairs(self, users: Sequence[UserId],
                            since: int) -> set[tuple[UserId, UserId]]:
         """Pairs (a, b) among ``users`` or with them who got a 1:1 conversation since then."""
