@@ -33,7 +33,7 @@ from chatd.services.sms import SmsError, SmsProvider
 from chatd.services.text import TextGate
 from chatd.store import ConvId, DuplicateError, SessionRow, Store, User, UserId
 
-__all__ = ["AccountService", "LoginResult", "hash_token"]
+__all__ = ["AccountService", "LoginResult", "age_on", "hash_token"]
 
 log = logging.getLogger("chatd.accounts")
 
@@ -137,7 +137,7 @@ class AccountService:
         phone = normalize_phone(args["phone"])
         password = _check_password(args["password"])
         birthdate = _parse_birthdate(args["birthdate"])
-        if _age(birthdate, dt.datetime.fromtimestamp(self._now() / 1000, dt.UTC).date()) < 18:
+        if age_on(birthdate, dt.datetime.fromtimestamp(self._now() / 1000, dt.UTC).date()) < 18:
             raise Underage()
         gender = args["gender"]
         if gender not in GENDERS:
@@ -322,5 +322,6 @@ def _parse_birthdate(raw: str) -> dt.date:
     return date
 
 
-def _age(birth: dt.date, today: dt.date) -> int:
+def age_on(birth: dt.date, today: dt.date) -> int:
+    """Full years lived on ``today``."""
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

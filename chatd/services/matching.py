@@ -22,6 +22,7 @@ from chatd.errors import BadRequest, Forbidden
 from chatd.matching import MatchConfig, MatchPolicy, Pair, Prefs, Seeker
 from chatd.matching import UserId as MatchUserId
 from chatd.node import Node
+from chatd.services.accounts import age_on
 from chatd.store import ConvId, Store, UserId
 from chatd.tasks import stop_task
 
@@ -181,10 +182,8 @@ class MatchService:
 
 def _age(birthdate: str) -> int | None:
     try:
-        born = dt.date.fromisoformat(birthdate)
+        return age_on(dt.date.fromisoformat(birthdate), dt.date.today())
     except ValueError:
         return None
-    today = dt.date.today()
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
