@@ -22,11 +22,14 @@ from typing import Any
 
 import redis
 
-from bench.common import placement, ratio_line, seeded_chatd
-from bench.engine import Plan
-from bench.harness import PrivateRedis, chatd_server, machine, temp_dir
-from bench.load import run_load
-from bench.report import table
+from bench import bench_extras
+
+with bench_extras("python -m bench.crossnode", __name__ == "__main__"):
+    from bench.common import placement, ratio_line, seeded_chatd
+    from bench.engine import Plan
+    from bench.harness import PrivateRedis, chatd_server, machine, temp_dir
+    from bench.load import run_load
+    from bench.report import table
 
 
 def redis_calls(r: redis.Redis) -> int:

@@ -14,11 +14,14 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.common import Meter, placement, ratio_line, seeded_chatd
-from bench.engine import Plan
-from bench.harness import baseline_server, machine, temp_dir
-from bench.load import run_load
-from bench.report import table
+from bench import bench_extras
+
+with bench_extras("python -m bench.fanout", __name__ == "__main__"):
+    from bench.common import Meter, placement, ratio_line, seeded_chatd
+    from bench.engine import Plan
+    from bench.harness import baseline_server, machine, temp_dir
+    from bench.load import run_load
+    from bench.report import table
 
 
 def main() -> None:

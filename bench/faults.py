@@ -40,8 +40,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.harness import PrivateRedis, ServerProc, chatd_server, free_port, raise_nofile
-from bench.soak import Fleet
+from bench import bench_extras
+
+with bench_extras("python -m bench.faults", __name__ == "__main__"):
+    from bench.harness import PrivateRedis, ServerProc, chatd_server, free_port, raise_nofile
+    from bench.soak import Fleet
 
 __all__ = ["FAULTS", "PrivatePostgres", "Tmpfs", "main", "run_fault"]
 

@@ -10,11 +10,14 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.common import Meter, placement, seeded_chatd
-from bench.engine import Plan
-from bench.harness import machine, temp_dir
-from bench.load import run_load
-from bench.report import chart, table
+from bench import bench_extras
+
+with bench_extras("python -m bench.latency", __name__ == "__main__"):
+    from bench.common import Meter, placement, seeded_chatd
+    from bench.engine import Plan
+    from bench.harness import machine, temp_dir
+    from bench.load import run_load
+    from bench.report import chart, table
 
 
 def main() -> None:

@@ -25,8 +25,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.engine import Plan, run_worker
-from bench.report import chart, merge, table, write_json
+from bench import bench_extras
+
+with bench_extras("python -m bench.load", __name__ == "__main__"):
+    from bench.engine import Plan, run_worker
+    from bench.report import chart, merge, table, write_json
 
 __all__ = ["main", "run_load"]
 

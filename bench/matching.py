@@ -15,10 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.common import placement, seeded_chatd
-from bench.engine import Plan
-from bench.harness import machine, raise_nofile, temp_dir
-from bench.load import run_load
+from bench import bench_extras
+
+with bench_extras("python -m bench.matching", __name__ == "__main__"):
+    from bench.common import placement, seeded_chatd
+    from bench.engine import Plan
+    from bench.harness import machine, raise_nofile, temp_dir
+    from bench.load import run_load
 
 
 def main() -> None:

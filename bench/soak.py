@@ -622,4 +622,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench import bench_extras
+
+    with bench_extras("python -m bench.soak", True):
+        sys.exit(main())
