@@ -8,83 +8,159 @@ import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from chatd.config import SETTINGS_HELP, Config, ConfigError, load_config
+from chatd.config import (
+    SETTINGS_HELP,
+    Config,
+    ConfigError,
+    default_text,
+    env_name,
+    load_config,
+    metavar,
+)
 
 __all__ = ["main"]
 
+# Set to 1 for the traceback of an unexpected error (not a setting: never handed to the config).
+DEBUG_ENV = "CHATD_DEBUG"
 
-def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+# The settings ``chatd admin`` uses: where the store is, and the base word lists.
+ADMIN_SETTINGS = ("data_dir", "store", "sqlite_synchronous", "postgres_dsn",
+                  "postgres_pool_min", "postgres_pool_max", "wordlists")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"chatd: error: {message} (see: {self.prog} --help)\n")
+
+
+def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser(
         "serve", help="run one chatd node",
         description="Run one chatd node. Every setting can also come from a TOML file "
                     "(--config) or an environment variable CHATD_<NAME>; flags win over the "
-                    "environment, which wins over the file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _settings(p)
+                    "environment, which wins over the file.")
+    _settings(p, [f.name for f in dataclasses.fields(Config) if f.name != "extra"])
 
 
-def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _admin_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser(
         "admin", help="roles and word lists, on the configured store",
-        description="Administer the store a node is configured with (same settings as "
-                    "serve: --data-dir, --store, --postgres-dsn, --wordlists, ...). Running "
-                    "nodes pick word-list changes up within about a second.")
-    _settings(p)
-    cmd = p.add_subparsers(dest="admin_command", required=True)
+        description="Administer the store a node is configured with. It reads the same "
+                    "--config file and CHATD_* environment as serve; the flags below are the "
+                    "settings it uses. Running nodes pick word-list changes up within about a "
+                    "second.")
+    _settings(p, ADMIN_SETTINGS)
+    cmd = p.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     for name, help_ in (("grant-moderator", "give the account of PHONE the moderator role"),
                         ("revoke-moderator", "make the account of PHONE a plain user")):
-        c = cmd.add_parser(name, help=help_)
-        c.add_argument("phone")
+        c = cmd.add_parser(name, help=help_, description=help_)
+        c.add_argument("phone", metavar="PHONE")
     words = cmd.add_parser("words", help="word-list changes, import, export, lint")
-    wcmd = words.add_subparsers(dest="words_command", required=True)
+    wcmd = words.add_subparsers(dest="words_command", required=True, metavar="COMMAND")
     add = wcmd.add_parser("add", help="add (or change) an entry")
-    add.add_argument("word")
-    add.add_argument("--category", default="default")
-    add.add_argument("--action", default="block", choices=("block", "mask", "review"))
+    add.add_argument("word", metavar="WORD")
+    add.add_argument("--category", default="default", metavar="CATEGORY",
+                     help="category of the entry (default: default)")
+    add.add_argument("--action", default="block", choices=("block", "mask", "review"),
+                     help="what a match does (default: block)")
     for name in ("remove", "allow-add", "allow-remove"):
-        wcmd.add_parser(name, help=f"{name.replace('-', ' ')} a word").add_argument("word")
+        wcmd.add_parser(name, help=f"{name.replace('-', ' ')} a word") \
+            .add_argument("word", metavar="WORD")
     wcmd.add_parser("import", help="add every entry and allow word of a word-list file") \
-        .add_argument("file", type=Path)
+        .add_argument("file", type=Path, metavar="FILE")
     wcmd.add_parser("export", help="the effective lists in the word-list format") \
-        .add_argument("--out", type=Path, default=None)
+        .add_argument("--out", type=Path, default=None, metavar="FILE",
+                      help="write to FILE (default: standard output)")
     wcmd.add_parser("version", help="store version, filter hash and sizes")
     wcmd.add_parser("lint", help="python -m filters lint over the effective lists") \
-        .add_argument("--corpus", type=Path, required=True)
+        .add_argument("--corpus", type=_readable_file, required=True, metavar="FILE",
+                      help="clean texts, one a line, that no entry should block")
 
 
-def _settings(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    defaults = Config()
-    for f in dataclasses.fields(Config):
-        if f.name == "extra":
-            continue
-        default = getattr(defaults, f.name)
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        flag = "--" + f.name.replace("_", "-")
-        env = "CHATD_" + f.name.upper()
-        p.add_argument(flag, dest=f.name, default=None, metavar=f.name.split("_")[-1].upper(),
-                       help=f"{SETTINGS_HELP.get(f.name, f.name)} [env {env}; default: "
-                            f"{default!s}]")
+def _readable_file(text: str) -> Path:
+    """An input file, checked here: ``lint`` hands it to a subprocess, whose errors would
+    otherwise end in that process's traceback."""
+    path = Path(text)
+    with path.open("rb"):  # OSError: a one-line error at the entry point
+        pass
+    return path
+
+
+def _settings(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="TOML configuration file [default: none]")
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        text = f"{SETTINGS_HELP.get(name, name)} [env {env_name(name)}; " \
+               f"default: {default_text(name)}]"
+        p.add_argument(flag, dest=name, default=None, metavar=metavar(name),
+                       help=text.replace("%", "%%"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chatd", description="chatd chat and matching server")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """``chatd``: every error ends in one line on stderr and a non-zero exit status; set
+    CHATD_DEBUG=1 for the traceback of an unexpected one."""
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        if isinstance(exc, ConfigError):
+            print(f"chatd: error: {exc}", file=sys.stderr)
+            return 2
+        if _expected(exc):
+            print(f"chatd: error: {_describe(exc)}", file=sys.stderr)
+        else:
+            print(f"chatd: error: unexpected {type(exc).__name__}: {_describe(exc)} "
+                  f"(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+# The project's own errors, by module: one can only be raised once its module is imported,
+# so the check imports nothing.
+_OWN_ERRORS = (("chatd.errors", "ChatError"), ("chatd.services.admin", "AdminError"),
+               ("chatd.services.sms", "SmsError"), ("chatd.store.base", "StoreError"),
+               ("chatd.datadir", "DataDirBusy"), ("filters.wordlist", "WordListError"))
+
+
+def _expected(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | ConfigError):
+        return True
+    for module, name in _OWN_ERRORS:
+        loaded = sys.modules.get(module)
+        kind = getattr(loaded, name, None)
+        if isinstance(kind, type) and isinstance(exc, kind):
+            return True
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _Parser(prog="chatd", description="chatd chat and matching server")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _admin_parser(sub)
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     admin = {k: args.pop(k) for k in list(args) if k not in _SETTING_NAMES}
     config_path = args.pop("config", None)
-    try:
-        config = load_config(config_path, os.environ, args)
-    except ConfigError as exc:
-        print(f"chatd: {exc}", file=sys.stderr)
-        return 2
+    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
+    config = load_config(config_path, env, args)
     if command == "serve":
         return _serve(config)
     if command == "admin":
@@ -98,7 +174,7 @@ _SETTING_NAMES = {f.name for f in dataclasses.fields(Config)} | {"config"}
 def _admin(config: Config, args: dict[str, Any]) -> int:
     import asyncio
 
-    from chatd.services.admin import Admin, AdminError
+    from chatd.services.admin import Admin
 
     async def run() -> int:
         async with Admin(config) as admin:
@@ -122,11 +198,7 @@ def _admin(config: Config, args: dict[str, Any]) -> int:
                 return await admin.lint(args["corpus"])
             return 0
 
-    try:
-        return asyncio.run(run())
-    except AdminError as exc:
-        print(f"chatd admin: {exc}", file=sys.stderr)
-        return 1
+    return asyncio.run(run())
 
 
 def _serve(config: Config) -> int:

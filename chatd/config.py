@@ -11,9 +11,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-__all__ = ["SETTINGS_HELP", "Config", "ConfigError", "load_config"]
+__all__ = ["SETTINGS_HELP", "SETTINGS_METAVAR", "Config", "ConfigError", "default_text",
+           "env_name", "load_config", "metavar"]
 
 Profile = Literal["development", "production"]
 SmsProviderName = Literal["dev", "webhook"]
@@ -160,6 +161,70 @@ SETTINGS_HELP: dict[str, str] = {
     "key_prefix": "prefix of every Redis key and channel",
     "presence_ttl": "seconds after which a crashed node's users count as offline",
 }
+
+
+# The placeholder of each flag in ``chatd serve --help``; settings missing here get one from
+# their type (see :func:`metavar`).
+SETTINGS_METAVAR: dict[str, str] = {
+    "host": "ADDRESS",
+    "port": "PORT",
+    "data_dir": "DIR",
+    "node_id": "ID",
+    "max_frame_bytes": "BYTES",
+    "origins": "ORIGIN[,ORIGIN...]",
+    "outbound_queue_bytes": "BYTES",
+    "trusted_proxies": "ADDRESS[,ADDRESS...]",
+    "rate_per_second": "N",
+    "sms_webhook_url": "URL",
+    "sms_code_ttl": "SECONDS",
+    "sms_resend_interval": "SECONDS",
+    "session_ttl_days": "DAYS",
+    "wordlists": "PATH[,PATH...]",
+    "max_message_chars": "N",
+    "max_post_chars": "N",
+    "match_recent_pair_hours": "HOURS",
+    "redis_url": "URL",
+    "postgres_dsn": "DSN",
+    "key_prefix": "PREFIX",
+}
+
+
+def env_name(name: str) -> str:
+    """The environment variable of a setting: ``port`` -> ``CHATD_PORT``."""
+    return "CHATD_" + name.upper()
+
+
+def default_text(name: str) -> str:
+    """A setting's built-in default as an operator would write it (``(empty)`` for none)."""
+    value = getattr(Config(), name)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        value = ",".join(value)
+    text = str(value)
+    return text if text else "(empty)"
+
+
+def metavar(name: str) -> str:
+    """The placeholder of a setting's flag: its choices, or what kind of value it takes."""
+    if name in SETTINGS_METAVAR:
+        return SETTINGS_METAVAR[name]
+    if name == "log_level":
+        return "{DEBUG,INFO,WARNING,ERROR}"
+    hint = get_type_hints(Config)[name]
+    choices = get_args(hint) if get_origin(hint) is Literal else ()
+    if choices:
+        return "{" + ",".join(str(c) for c in choices) + "}"
+    default = getattr(Config(), name)
+    if isinstance(default, bool):
+        return "{true,false}"
+    if isinstance(default, float):
+        return "SECONDS"
+    if isinstance(default, int):
+        return "N"
+    if isinstance(default, Path):
+        return "PATH"
+    return "TEXT"
 
 
 def _validate(c: Config) -> None:
