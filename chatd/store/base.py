@@ -6,9 +6,11 @@ milliseconds since the epoch. Writes that a method returns from are durably comm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, NewType, Protocol
+from typing import Literal, Protocol
+
+from chatd.ids import TOMBSTONE, ConvId, UserId
 
 __all__ = [
     "TOMBSTONE",
@@ -20,10 +22,10 @@ __all__ = [
     "DuplicateError",
     "Message",
     "Post",
-    "Prepare",
     "Report",
     "ReviewItem",
     "SendContext",
+    "SendRefused",
     "SessionRow",
     "SmsCodeRow",
     "Store",
@@ -31,13 +33,10 @@ __all__ = [
     "User",
     "UserId",
     "WordChange",
+    "send_refusal",
 ]
 
-UserId = NewType("UserId", str)
-ConvId = NewType("ConvId", str)
 ConvKind = Literal["group", "direct"]
-#: The sender of a deleted account's anonymised messages (and actor of its audit rows).
-TOMBSTONE: Final = UserId("deleted")
 
 
 class StoreError(Exception):
@@ -138,6 +137,28 @@ class SendContext:
     peer: UserId | None
     peer_blocked_sender: bool
     muted_until: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendRefused:
+    """Why ``send_message`` stored nothing: data, never an exception, so that a refused
+    message does not roll back the group-commit batch it shares with others."""
+
+    reason: Literal["not_member", "muted", "closed", "blocked"]
+    until: int = 0  # muted: when the mute ends
+
+
+def send_refusal(ctx: SendContext | None, now: int) -> SendRefused | None:
+    """The rule ``send_message`` applies to the context it read (``None``: no such conv)."""
+    if ctx is None or not ctx.member:
+        return SendRefused("not_member")
+    if ctx.muted_until > now:
+        return SendRefused("muted", ctx.muted_until)
+    if ctx.closed:
+        return SendRefused("closed")
+    if ctx.peer_blocked_sender:
+        return SendRefused("blocked")
+    return None
 
 
 FeedScope = Literal["group", "peers", "mine"]
@@ -242,7 +263,6 @@ class Consent:
 
 #: Decides, inside the store's transaction, what a send stores: it raises to refuse (not a
 #: member, muted, blocked, filtered) or returns the text to store and whether it is flagged.
-Prepare = Callable[[SendContext | None], tuple[str, bool]]
 
 
 class Store(Protocol):
@@ -289,7 +309,8 @@ class Store(Protocol):
     async def append_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str, ts: int,
                              cid: str | None, flagged: bool) -> AppendResult: ...
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                           cid: str | None, prepare: Prepare) -> AppendResult: ...
+                           cid: str | None, body: str,
+                           flagged: bool) -> AppendResult | SendRefused: ...
     async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]: ...
     async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int: ...
     async def recent_pairs(self, users: Sequence[UserId],

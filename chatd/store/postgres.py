@@ -32,13 +32,14 @@ from chatd.store.base import (
     ConvSummary,
     DuplicateError,
     Message,
-    Prepare,
     SendContext,
+    SendRefused,
     SessionRow,
     SmsCodeRow,
     StoreError,
     User,
     UserId,
+    send_refusal,
 )
 from chatd.store.pg_schema import MIGRATIONS
 from chatd.store.pg_social import PostgresSocialMixin
@@ -294,11 +295,13 @@ class PostgresStore(PostgresSocialMixin):
             return await _send_context(c, conv, user_id)
 
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                           cid: str | None, prepare: Prepare) -> AppendResult:
-        """The retry check, then the context, ``prepare`` and the insert in one transaction."""
-        async def decide(c: Any) -> tuple[str, bool]:
-            return prepare(await _send_context(c, conv, sender))
-        return await self._insert_message(conv, msg_id, sender, ts, cid, decide)
+                           cid: str | None, body: str,
+                           flagged: bool) -> AppendResult | SendRefused:
+        """The retry check, then the sender's right to send (a refusal is returned, not
+        raised) and the insert in one transaction."""
+        async def refusal(c: Any) -> SendRefused | None:
+            return send_refusal(await _send_context(c, conv, sender), ts)
+        return await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged, refusal)
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
         """Current members, in no particular order."""
@@ -339,21 +342,23 @@ class PostgresStore(PostgresSocialMixin):
         A (sender, cid) seen before returns the first message with ``created=False`` and
         takes no seq. StoreError for an unknown conversation, DuplicateError for a taken id.
         """
-        async def decide(c: Any) -> tuple[str, bool]:
-            return body, flagged
-        return await self._insert_message(conv, msg_id, sender, ts, cid, decide)
+        result = await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged)
+        assert isinstance(result, AppendResult)  # no refusal rule was given
+        return result
 
-    async def _insert_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                              cid: str | None,
-                              decide: Callable[[Any], Awaitable[tuple[str, bool]]]
-                              ) -> AppendResult:
+    async def _insert_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str,
+                              ts: int, cid: str | None, flagged: bool,
+                              refusal: Callable[[Any], Awaitable[SendRefused | None]] | None
+                              = None) -> AppendResult | SendRefused:
         async with self._conn() as c:
             first = await _by_cid(c, sender, cid)
             if first is not None:
                 return AppendResult(first, created=False)
             try:
                 async with c.transaction():
-                    body, flagged = await decide(c)
+                    refused = None if refusal is None else await refusal(c)
+                    if refused is not None:
+                        return refused
                     seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
             except asyncpg.UniqueViolationError as exc:
                 if cid is None or exc.constraint_name != "messages_cid":

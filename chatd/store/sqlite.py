@@ -25,13 +25,14 @@ from chatd.store.base import (
     ConvSummary,
     DuplicateError,
     Message,
-    Prepare,
     SendContext,
+    SendRefused,
     SessionRow,
     SmsCodeRow,
     StoreError,
     User,
     UserId,
+    send_refusal,
 )
 from chatd.store.schema import MIGRATIONS
 from chatd.store.sqlite_social import SQLiteSocialMixin
@@ -374,13 +375,17 @@ class SQLiteStore(SQLiteSocialMixin):
         return await self._run(job)
 
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                           cid: str | None, prepare: Prepare) -> AppendResult:
-        """One job: the retry check, ``prepare`` on the context, then the insert."""
-        def job(c: sqlite3.Connection) -> AppendResult:
+                           cid: str | None, body: str,
+                           flagged: bool) -> AppendResult | SendRefused:
+        """One job: the retry check, the sender's right to send (a refusal is returned, not
+        raised), then the insert."""
+        def job(c: sqlite3.Connection) -> AppendResult | SendRefused:
             first = _by_cid(c, sender, cid)
             if first is not None:
                 return AppendResult(first, created=False)
-            body, flagged = prepare(_send_context(c, conv, sender))
+            refused = send_refusal(_send_context(c, conv, sender), ts)
+            if refused is not None:
+                return refused
             return _append(c, conv, msg_id, sender, body, ts, cid, flagged)
         return await self._run(job)
 
