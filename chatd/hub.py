@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from chatd.ids import ConvId, UserId
 from chatd.protocol import Codec, Frame
-from chatd.store import ConvId, UserId
 
 __all__ = ["Conn", "Hub"]
 
@@ -19,10 +19,11 @@ class Conn(Protocol):
 
     cid: str
     codec: Codec
-    user_id: UserId | None
-    token_hash: bytes | None
-    address: str  # the client's address, for per-address abuse limits
-    close_after_reply: tuple[int, str] | None
+
+    @property
+    def user_id(self) -> UserId | None: ...
+    @property
+    def token_hash(self) -> bytes | None: ...
 
     def enqueue(self, frame: Frame) -> None: ...
     def enqueue_shared(self, frame: Frame, wire: dict[str, bytes]) -> None: ...

@@ -26,9 +26,9 @@ import msgpack
 from chatd.broker import Broker, BrokerUnavailable
 from chatd.errors import CLOSE_REVOKED
 from chatd.hub import Conn, Hub
+from chatd.ids import ConvId, UserId
 from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import Frame
-from chatd.store import ConvId, UserId
 
 __all__ = ["CatchUp", "Node", "SysHandler"]
 
@@ -145,8 +145,8 @@ class Node:
 
     async def attach(self, conn: Conn, user_id: UserId, convs: dict[ConvId, int],
                      blocked: set[UserId]) -> None:
-        """``convs`` maps each conversation of the user to its last stored seq."""
-        conn.user_id = user_id
+        """``conn`` (already the user's) joins the local bookkeeping; ``convs`` maps each
+        conversation of the user to its last stored seq."""
         for conv, last_seq in convs.items():
             if conv not in self._seqs:
                 self._seqs[conv] = SeqWindow(last_seq)
@@ -189,9 +189,11 @@ class Node:
     async def blocks_changed(self, user_id: UserId, blocked: set[UserId]) -> None:
         await self._publish(self._user_channel(user_id), _BLOCKS, user_id, None, sorted(blocked))
 
-    async def revoke(self, user_id: UserId, token_hashes: list[bytes] | None = None) -> None:
-        """End the user's sessions on every node (all of them when no hashes are given)."""
-        await self._publish(self._user_channel(user_id), _REVOKE, user_id, None, token_hashes)
+    async def revoke(self, user_id: UserId, token_hashes: list[bytes] | None = None,
+                     skip: str | None = None) -> None:
+        """End the user's sessions on every node (all of them when no hashes are given),
+        except the connection ``skip`` (the asking one: it closes after its reply)."""
+        await self._publish(self._user_channel(user_id), _REVOKE, user_id, skip, token_hashes)
 
     async def _publish(self, channel: str, kind: str, target: str, sender: Any,
                        body: Any) -> None:
@@ -237,7 +239,7 @@ class Node:
         elif kind == _REVOKE:
             hashes = None if body is None else {bytes(h) for h in body}
             for conn in list(self.hub.conns_of(UserId(target))):
-                if hashes is None or conn.token_hash in hashes:
+                if conn.cid != sender and (hashes is None or conn.token_hash in hashes):
                     conn.close_soon(CLOSE_REVOKED, "session ended")
 
     def _deliver_conv(self, conv: ConvId, event: dict[str, Any], sender: UserId | None,

@@ -39,9 +39,9 @@ from chatd.errors import (
     Internal,
     RateLimited,
 )
+from chatd.ids import UserId
 from chatd.protocol import (
     CODECS,
-    Codec,
     Frame,
     Reject,
     Request,
@@ -49,8 +49,9 @@ from chatd.protocol import (
     TokenBucket,
     codec_for_subprotocol,
 )
+from chatd.services.ops import Attach, Call, End, Outcome
 from chatd.services.privacy import redact_frames
-from chatd.store import StoreError, UserId
+from chatd.store import StoreError
 
 __all__ = ["ChatServer", "run"]
 
@@ -69,22 +70,32 @@ class Connection:
     closed with 3008 instead of growing the server's memory (centrifuge's writer lesson).
     """
 
-    def __init__(self, ws: ServerConnection, codec: Codec, limit: int, metrics: Any,
+    def __init__(self, ws: ServerConnection, session: Session, limit: int, metrics: Any,
                  address: str) -> None:
         self.ws = ws
-        self.codec = codec
+        self.session = session
+        self.codec = codec = session.codec
         self.cid = f"{_NODE_TAG}-{next(_ids)}"
-        self.user_id: UserId | None = None
-        self.token_hash: bytes | None = None
         self.address = address
         self._limit = limit
         self._send = ws.protocol.send_binary if codec.binary else ws.protocol.send_text
         # A compressed connection needs its own bytes; otherwise a fan-out shares them.
         self._shares_bytes = not ws.protocol.extensions
         self.closing: asyncio.Task[None] | None = None
-        # Set by an op (logout) that ends this connection once its reply is written.
-        self.close_after_reply: tuple[int, str] | None = None
         self._metrics = metrics
+
+    # Who is on the connection is the session's to say; the hub reads it from here.
+    @property
+    def user_id(self) -> UserId | None:
+        return self.session.user_id
+
+    @property
+    def token_hash(self) -> bytes | None:
+        return self.session.token_hash
+
+    def call(self) -> Call:
+        s = self.session
+        return Call(self.cid, self.address, s.user_id, s.token_hash)
 
     def enqueue(self, frame: Frame) -> None:
         if not self._room_for(len(frame)):
@@ -211,9 +222,10 @@ class ChatServer:
         codec = codec_for_subprotocol(ws.subprotocol)
         address = client_address(ws, self.config.trusted_proxies)
         self._per_address[address] = self._per_address.get(address, 0) + 1
-        conn = Connection(ws, codec, self.config.outbound_queue_bytes, self.app.metrics, address)
         session = Session(codec, TokenBucket(self.config.rate_per_second,
-                                             self.config.rate_burst))
+                                             self.config.rate_burst), self.app.ops)
+        conn = Connection(ws, session, self.config.outbound_queue_bytes, self.app.metrics,
+                          address)
         inbox: asyncio.Queue[Request] = asyncio.Queue(self.config.max_inflight)
         self.app.metrics.connections.inc()
         log.debug("[%s] open (%s)", conn.cid, codec.name)
@@ -272,11 +284,16 @@ class ChatServer:
                     inbox: asyncio.Queue[Request]) -> None:
         while True:
             request = await inbox.get()
+            if conn.closing is not None:
+                return  # revoked, banned, logged out: nothing queued behind it runs
             self.app.metrics.requests.labels(request.op).inc()
+            end: End | None = None
             try:
-                session.user_id = conn.user_id
                 session.authorize(request)
-                result = await self.app.handle(conn, request)
+                result = await self.app.handle(conn.call(), request)
+                if isinstance(result, Outcome):
+                    end = await self._apply(conn, result)
+                    result = result.reply
                 reply = session.ok(request.rid, result)
             except ChatError as exc:
                 self.app.metrics.errors.labels(exc.code).inc()
@@ -290,8 +307,20 @@ class ChatServer:
                 self.app.metrics.errors.labels("internal").inc()
                 reply = session.error(Internal(), request.rid)
             conn.enqueue(reply)
-            if conn.close_after_reply is not None:
-                conn.close_soon(*conn.close_after_reply)
+            if end is not None:
+                conn.close_soon(end.code, end.reason)
+                return
+
+    async def _apply(self, conn: Connection, outcome: Outcome) -> End | None:
+        """Apply a session effect: the one place that changes who is on a connection."""
+        effect, session = outcome.effect, conn.session
+        if isinstance(effect, Attach):
+            session.user_id, session.token_hash = effect.user_id, effect.token_hash
+            await self.app.node.attach(conn, effect.user_id, dict(effect.convs),
+                                       set(effect.blocked))
+            return None
+        session.token_hash = None
+        return effect
 
 
 def client_address(ws: ServerConnection, trusted_proxies: tuple[str, ...]) -> str:

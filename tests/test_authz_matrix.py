@@ -10,8 +10,8 @@ from typing import Any
 
 from chatd.client import Client
 from chatd.errors import Unauthorized
-from chatd.protocol.envelope import MOD_OPS, OPS
 from chatd.server import ChatServer
+from chatd.services.registry import MOD_OPS, OPS
 from chatd.store import UserId
 from tests.conftest import new_phone, registered, t
 
@@ -70,14 +70,14 @@ async def test_unauthenticated(url: str) -> None:
             reply = await c.request(op, **SAMPLES[op])
             refused = reply.get("msg") == Unauthorized.default_msg
             # Ops open before auth may still fail (a bad token, a wrong password), not so.
-            assert refused == OPS[op].auth, (op, reply)
+            assert refused == OPS[op].needs_user, (op, reply)
 
 
 async def test_user_and_moderator(server: ChatServer, url: str) -> None:
     user = await registered(url, ["pet.cat"])
     mod = await registered(url, ["pet.cat"])
     await server.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
-    ops = sorted(op for op in OPS if OPS[op].auth and op not in SESSION_ENDING)
+    ops = sorted(op for op in OPS if OPS[op].needs_user and op not in SESSION_ENDING)
     as_user = await codes(user, ops)
     as_mod = await codes(mod, ops)
     for op in ops:

@@ -17,7 +17,8 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatd.protocol import JSON, MSGPACK, OPS, Reject, Request, Session, TokenBucket
+from chatd.protocol import JSON, MSGPACK, Reject, Request, Session, TokenBucket
+from chatd.services.registry import OPS
 
 EXAMPLES = int(os.environ.get("CHATD_FUZZ_EXAMPLES", "400"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
@@ -65,7 +66,7 @@ def check(session: Session, frame: bytes | str) -> None:
 
 
 def fresh(codec: Any) -> Session:
-    return Session(codec, TokenBucket(1e9, 10**9))
+    return Session(codec, TokenBucket(1e9, 10**9), OPS)
 
 
 @FUZZ

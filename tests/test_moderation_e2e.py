@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from chatd.client import Client, ClientError
-from chatd.protocol.envelope import MOD_OPS
 from chatd.server import ChatServer
+from chatd.services.registry import MOD_OPS
 from chatd.store import UserId
 from tests.conftest import new_phone, registered, t
 from tests.test_scaleout import cluster, prefix

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatd.errors import Unauthorized
+from chatd.ids import UserId
 from chatd.protocol import JSON, MSGPACK, Reject, Request, Session, TokenBucket
+from chatd.services.registry import OPS
 
 
 class FakeClock:
@@ -22,7 +24,7 @@ class FakeClock:
 
 
 def session(codec=MSGPACK, rate: float = 1000, burst: int = 1000, clock=None) -> Session:
-    return Session(codec, TokenBucket(rate, burst, clock or FakeClock()))
+    return Session(codec, TokenBucket(rate, burst, clock or FakeClock()), OPS)
 
 
 def reply(s: Session, frame) -> dict:
@@ -103,7 +105,7 @@ def test_authorize_refuses_auth_ops_before_login() -> None:
     assert isinstance(req, Request)
     with pytest.raises(Unauthorized):
         s.authorize(req)
-    s.user_id = "u1"
+    s.user_id = UserId("u1")
     s.authorize(req)
 
 

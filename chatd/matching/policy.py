@@ -26,7 +26,9 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, NewType
+from typing import Literal
+
+from chatd.ids import UserId
 
 __all__ = [
     "AGE_MAX",
@@ -46,7 +48,6 @@ __all__ = [
     "tag_weights",
 ]
 
-UserId = NewType("UserId", str)
 Level = Literal["strong", "shared", "random"]
 MetRecently = Callable[[UserId, UserId], bool]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from chatd.store import UserId
+from chatd.ids import UserId
 
 __all__ = ["MemoryPresence", "Presence"]
 

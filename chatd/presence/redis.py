@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from chatd.store import UserId
+from chatd.ids import UserId
 from chatd.tasks import stop_task
 
 __all__ = ["RedisPresence"]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from chatd.protocol.codec import CODECS, JSON, MSGPACK, Codec, Frame, codec_for_subprotocol
-from chatd.protocol.envelope import OPS, Request, parse_request
+from chatd.protocol.envelope import AuthLevel, Field, OpSpec, OpTable, Request, parse_request
 from chatd.protocol.session import Reject, Session, TokenBucket
 
 __all__ = [
     "CODECS",
     "JSON",
     "MSGPACK",
-    "OPS",
+    "AuthLevel",
     "Codec",
+    "Field",
     "Frame",
+    "OpSpec",
+    "OpTable",
     "Reject",
     "Request",
     "Session",

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatd.errors import BadRequest, ChatError, RateLimited, Unauthorized
+from chatd.ids import UserId
 from chatd.protocol.codec import Codec, Frame
-from chatd.protocol.envelope import OPS, Request, parse_request
+from chatd.protocol.envelope import OpTable, Request, parse_request
 
 __all__ = ["Reject", "Session", "TokenBucket"]
 
@@ -50,12 +51,18 @@ class Reject:
 
 
 class Session:
-    """Per-connection protocol state: codec, rate limit, who is authenticated."""
+    """Per-connection protocol state: codec, op table, rate limit, who is authenticated.
 
-    def __init__(self, codec: Codec, bucket: TokenBucket) -> None:
+    The one record of who is on the connection: the edge sets ``user_id`` and ``token_hash``
+    when it applies a login effect and clears them when the session ends.
+    """
+
+    def __init__(self, codec: Codec, bucket: TokenBucket, ops: OpTable) -> None:
         self.codec = codec
         self.bucket = bucket
-        self.user_id: str | None = None
+        self.ops = ops
+        self.user_id: UserId | None = None
+        self.token_hash: bytes | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -64,7 +71,7 @@ class Session:
     def receive(self, frame: Frame) -> Request | Reject:
         try:
             obj = self.codec.decode(frame)
-            request = parse_request(obj)
+            request = parse_request(obj, self.ops)
             retry_ms = self.bucket.take()
             if retry_ms:
                 raise RateLimited(retry_ms, "slow down: request rate limit")
@@ -77,7 +84,7 @@ class Session:
 
     def authorize(self, request: Request) -> None:
         """Checked when the request runs, not when it arrives: a pipelined ``auth`` counts."""
-        if OPS[request.op].auth and self.user_id is None:
+        if self.ops[request.op].needs_user and self.user_id is None:
             raise Unauthorized()
 
     def ok(self, rid: int | None, result: dict[str, Any] | None = None) -> Frame:

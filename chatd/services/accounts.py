@@ -19,6 +19,7 @@ import argon2
 from chatd.catalog import Catalog, group_conv_id
 from chatd.config import Config
 from chatd.errors import (
+    CLOSE_REVOKED,
     BadRequest,
     Conflict,
     Forbidden,
@@ -27,13 +28,17 @@ from chatd.errors import (
     Unauthorized,
     Underage,
 )
+from chatd.ids import ConvId, UserId
+from chatd.node import Node
 from chatd.services.limits import WindowLimiter
+from chatd.services.ops import S_OPT, STR_LIST, Attach, Call, End, Field, Outcome, S, op
 from chatd.services.phones import mask_phone, normalize_phone
+from chatd.services.privacy import consents_of
 from chatd.services.sms import SmsError, SmsProvider
 from chatd.services.text import TextGate
-from chatd.store import ConvId, DuplicateError, SessionRow, Store, User, UserId
+from chatd.store import DuplicateError, SessionRow, Store, User
 
-__all__ = ["AccountService", "LoginResult", "age_on", "hash_token"]
+__all__ = ["AccountService", "LoginResult", "age_on", "hash_token", "self_view"]
 
 log = logging.getLogger("chatd.accounts")
 
@@ -63,11 +68,12 @@ class LoginResult:
 
 
 class AccountService:
-    def __init__(self, config: Config, store: Store, sms: SmsProvider, catalog: Catalog,
-                 text: TextGate, secret: bytes,
+    def __init__(self, config: Config, store: Store, node: Node, sms: SmsProvider,
+                 catalog: Catalog, text: TextGate, secret: bytes,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.store = store
+        self.node = node
         self.sms = sms
         self.catalog = catalog
         self.text = text
@@ -80,12 +86,31 @@ class AccountService:
         self.address_failures = WindowLimiter(config.login_failures_per_address, window=900)
         self.address_sms = WindowLimiter(config.sms_address_hourly, window=3600)
 
+    # --- the connection ------------------------------------------------------------------
+
+    @op("ping", auth="none")
+    async def ping(self, call: Call) -> dict[str, Any]:
+        return {"ts": self._now()}
+
+    @op("interests", auth="none")
+    async def interests(self, call: Call) -> dict[str, Any]:
+        return {"tags": self.catalog.as_wire()}
+
     # --- SMS codes -----------------------------------------------------------------------
 
-    async def send_code(self, raw_phone: str, purpose: str, address: str = "") -> dict[str, Any]:
+    @op("sms.send", auth="none", phone=S, purpose=S)
+    async def send_code(self, call: Call, phone: str, purpose: str) -> dict[str, Any]:
         if purpose not in PURPOSES:
             raise BadRequest(f"purpose must be one of {', '.join(PURPOSES)}", field="purpose")
+        raw_phone, address = phone, call.address
         phone = normalize_phone(raw_phone)
+        if purpose in ("rebind", "delete") and call.user_id is None:
+            raise Forbidden("log in first")
+        if purpose == "delete":
+            # A deletion code goes only to the account's own phone.
+            me = await self.store.get_user(call.user)
+            if me is None or phone != me.phone:
+                raise Forbidden("a deletion code goes to your own phone only")
         now = self._now()
         sends = await self.store.sms_sends_since(phone, now - DAY_MS)
         if sends and now - sends[-1] < self.config.sms_resend_interval * 1000:
@@ -133,7 +158,10 @@ class AccountService:
 
     # --- registration and login --------------------------------------------------------
 
-    async def register(self, args: dict[str, Any], device: str = "") -> LoginResult:
+    @op("register", auth="none", phone=S, code=S, password=S, birthdate=S, gender=S,
+        interests=STR_LIST, nickname=S, device=S_OPT)
+    async def register(self, call: Call, **args: Any) -> Outcome:
+        _not_twice(call)
         phone = normalize_phone(args["phone"])
         password = _check_password(args["password"])
         birthdate = _parse_birthdate(args["birthdate"])
@@ -155,10 +183,12 @@ class AccountService:
         except DuplicateError:
             raise Conflict("this phone is registered already; log in instead") from None
         log.info("registered user %s", user.id)
-        return await self._new_session(user, device)
+        return await self._attached(await self._new_session(user, args.get("device", "")))
 
-    async def login(self, args: dict[str, Any], device: str = "",
-                    address: str = "") -> LoginResult:
+    @op("login", auth="none", phone=S, password=S_OPT, code=S_OPT, device=S_OPT)
+    async def login(self, call: Call, **args: Any) -> Outcome:
+        _not_twice(call)
+        address = call.address
         phone = normalize_phone(args["phone"])
         password, code = args.get("password"), args.get("code")
         if (password is None) == (code is None):
@@ -182,7 +212,7 @@ class AccountService:
         assert user is not None
         self._check_not_banned(user)
         self.login_failures.reset(phone)
-        return await self._new_session(user, device)
+        return await self._attached(await self._new_session(user, args.get("device", "")))
 
     def _failed(self, phone: str, address: str) -> None:
         self.login_failures.hit(phone)
@@ -199,7 +229,9 @@ class AccountService:
                 return False
         return await asyncio.to_thread(verify)
 
-    async def resume(self, token: str) -> LoginResult:
+    @op("auth", auth="none", token=S)
+    async def resume(self, call: Call, token: str) -> Outcome:
+        _not_twice(call)
         token_hash = hash_token(token)
         row = await self.store.get_session(token_hash, self._now())
         if row is None:
@@ -208,7 +240,17 @@ class AccountService:
         if user is None:
             raise Unauthorized("the token is unknown or expired; log in again")
         self._check_not_banned(user)
-        return LoginResult(user, token, token_hash)
+        return await self._attached(LoginResult(user, token, token_hash), with_token=False)
+
+    async def _attached(self, result: LoginResult, with_token: bool = True) -> Outcome:
+        """The reply to a login, and the effect that puts the user on the connection."""
+        user = result.user
+        convs = {c.id: c.last_seq for c in await self.store.user_convs(user.id)}
+        blocked = frozenset(await self.store.blocked_by(user.id))
+        reply: dict[str, Any] = {"user": self_view(user)}
+        if with_token:
+            reply["token"] = result.token
+        return Outcome(reply, Attach(user.id, result.token_hash, convs, blocked))
 
     def _check_not_banned(self, user: User) -> None:
         if user.banned_until > self._now():
@@ -244,13 +286,27 @@ class AccountService:
         """Drop the in-memory counters of a deleted account's phone."""
         self.login_failures.reset(phone)
 
-    async def logout(self, token_hash: bytes) -> None:
-        await self.store.delete_session(token_hash)
+    @op("logout")
+    async def logout(self, call: Call) -> Outcome | None:
+        if call.token_hash is None:
+            return None
+        await self.store.delete_session(call.token_hash)
+        # Other connections on the same token end now; this one after its reply.
+        await self.node.revoke(call.user, [call.token_hash], skip=call.conn_id)
+        return Outcome(None, End(CLOSE_REVOKED, "logged out"))
+
+    @op("me")
+    async def me(self, call: Call) -> dict[str, Any]:
+        user = await self.store.get_user(call.user)
+        if user is None:
+            raise Forbidden("this account no longer exists")
+        return {"user": self_view(user), "consents": await consents_of(self.store, user.id)}
 
     # --- password and phone --------------------------------------------------------------
 
-    async def reset_password(self, args: dict[str, Any]) -> tuple[UserId, list[bytes]]:
-        """Set a new password; every session of the user ends. Returns what to disconnect."""
+    @op("password.reset", auth="none", phone=S, code=S, password=S)
+    async def reset_password(self, call: Call, **args: Any) -> None:
+        """Set a new password; every session of the user ends, on every node."""
         phone = normalize_phone(args["phone"])
         password = _check_password(args["password"])
         await self._consume_code(phone, "reset", args["code"])
@@ -262,9 +318,11 @@ class AccountService:
         await self.store.set_password(user.id, pw_hash)
         ended = await self.store.delete_user_sessions(user.id)
         log.info("password reset for user %s; %d sessions ended", user.id, len(ended))
-        return user.id, ended
+        await self.node.revoke(user.id, ended)
 
-    async def rebind_phone(self, user_id: UserId, args: dict[str, Any]) -> User:
+    @op("phone.rebind", phone=S, code=S)
+    async def rebind_phone(self, call: Call, **args: Any) -> dict[str, Any]:
+        user_id = call.user
         phone = normalize_phone(args["phone"])
         if await self.store.get_user_by_phone(phone) is not None:
             raise Conflict("this phone belongs to another account")
@@ -275,9 +333,13 @@ class AccountService:
             raise Conflict("this phone belongs to another account") from None
         user = await self.store.get_user(user_id)
         assert user is not None
-        return user
+        return {"user": self_view(user)}
 
-    async def update_profile(self, user_id: UserId, args: dict[str, Any]) -> User:
+    @op("profile.update", nickname=S_OPT, bio=S_OPT,
+        interests=Field(list, required=False, items=str))
+    async def update_profile(self, call: Call, **args: Any) -> dict[str, Any]:
+        user_id = call.user
+        before = await self.store.get_user(user_id)
         nickname = self._nickname(args["nickname"]) if "nickname" in args else None
         bio = None
         if "bio" in args:
@@ -287,7 +349,14 @@ class AccountService:
             bio = self.text.publishable(bio)
         interests = self._interests(args["interests"]) if "interests" in args else None
         groups = [ConvId(group_conv_id(t)) for t in interests] if interests is not None else None
-        return await self.store.update_profile(user_id, nickname, bio, interests, groups)
+        user = await self.store.update_profile(user_id, nickname, bio, interests, groups)
+        if before is not None and before.interests != user.interests:
+            # Group membership follows the interests: route the groups' traffic accordingly.
+            for tag in set(before.interests) - set(user.interests):
+                await self.node.left(user_id, ConvId(group_conv_id(tag)))
+            for tag in set(user.interests) - set(before.interests):
+                await self.node.joined(user_id, ConvId(group_conv_id(tag)))
+        return {"user": self_view(user)}
 
     def _interests(self, raw: list[str]) -> tuple[str, ...]:
         if not 1 <= len(raw) <= MAX_INTERESTS:
@@ -303,6 +372,18 @@ class AccountService:
             raise BadRequest(f"nickname must be 1 to {MAX_NICKNAME} characters",
                              field="nickname")
         return self.text.publishable(nickname)
+
+
+def self_view(user: User) -> dict[str, Any]:
+    """The caller's own profile: the public view plus what only they may see."""
+    view: dict[str, Any] = user.public()
+    view.update(phone=user.phone, birthdate=user.birthdate, role=user.role)
+    return view
+
+
+def _not_twice(call: Call) -> None:
+    if call.user_id is not None:
+        raise BadRequest("this connection is authenticated already")
 
 
 def _check_password(password: str) -> str:

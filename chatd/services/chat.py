@@ -5,15 +5,16 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
-from chatd.catalog import group_conv_id
 from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chatd.ids import ConvId, UserId
 from chatd.node import Node
+from chatd.services.ops import I_OPT, S_OPT, STR_LIST, Call, Field, S, op
 from chatd.services.text import TextGate
-from chatd.store import ConvId, SendContext, Store, UserId
+from chatd.store import SendRefused, Store
 
 __all__ = ["ChatService"]
 
@@ -35,9 +36,10 @@ class ChatService:
         counter = itertools.count(1)
         self._new_id: Callable[[], str] = lambda: f"{prefix}{next(counter):08x}"
 
-    async def send(self, sender: UserId, conv_raw: str, body: str, cid: str | None,
-                   origin: str | None = None) -> dict[str, Any]:
-        conv = ConvId(conv_raw)
+    @op("msg.send", conv=S, body=S, cid=S_OPT)
+    async def send(self, call: Call, conv: str, body: str,
+                   cid: str | None = None) -> dict[str, Any]:
+        sender = call.user
         if not body.strip():
             raise BadRequest("body must not be empty", field="body")
         if len(body) > self.config.max_message_chars:
@@ -45,51 +47,44 @@ class ChatService:
                            limit=self.config.max_message_chars)
         if cid is not None and not 1 <= len(cid) <= MAX_CID:
             raise BadRequest(f"cid must be 1 to {MAX_CID} characters", field="cid")
-        now = self._now()
-
-        def prepare(ctx: SendContext | None) -> tuple[str, bool]:
-            # Runs inside the store's transaction: the checks and the insert are one job.
-            if ctx is None or not ctx.member:
-                raise Forbidden("you are not a member of this conversation")
-            if ctx.muted_until > now:
-                raise Forbidden("you are muted", reason="muted", until=ctx.muted_until)
-            if ctx.closed:
-                raise Forbidden("this conversation has ended", reason="closed")
-            if ctx.peer_blocked_sender:
-                raise Forbidden("you cannot message this user", reason="blocked")
-            checked = self.text.check(body)  # raises `filtered`: nothing is stored
-            return checked.text, checked.flagged
-
-        result = await self.store.send_message(conv, self._new_id(), sender, now, cid, prepare)
+        # The filter is pure: it decides before any store job (``filtered``: nothing stored).
+        checked = self.text.check(body)
+        result = await self.store.send_message(ConvId(conv), self._new_id(), sender,
+                                               self._now(), cid, checked.text, checked.flagged)
+        if isinstance(result, SendRefused):
+            raise _refusal_error(result)
         msg = result.message
         if result.created:
-            await self.node.to_conv(conv, msg.wire(), sender, skip=origin)
+            await self.node.to_conv(msg.conv, msg.wire(), sender, skip=call.conn_id)
         reply: dict[str, Any] = {"id": msg.id, "seq": msg.seq, "ts": msg.ts}
         if msg.body != body:
             reply["body"] = msg.body  # stored masked: the sender sees what others see
         return reply
 
-    async def history(self, user: UserId, conv_raw: str, after: int,
-                      limit: int) -> dict[str, Any]:
-        conv = ConvId(conv_raw)
+    @op("history", conv=S, after=I_OPT, limit=I_OPT)
+    async def history(self, call: Call, conv: str, after: int = 0,
+                      limit: int = 50) -> dict[str, Any]:
+        user = call.user
         if after < 0:
             raise BadRequest("after must not be negative", field="after")
         if not 1 <= limit <= MAX_HISTORY:
             raise BadRequest(f"limit must be 1 to {MAX_HISTORY}", field="limit")
-        if not await self.store.was_member(conv, user):
+        if not await self.store.was_member(ConvId(conv), user):
             raise Forbidden("you are not a member of this conversation")
-        messages = await self.store.history(conv, after, limit)
+        messages = await self.store.history(ConvId(conv), after, limit)
         return {"messages": [m.wire() for m in messages]}
 
-    async def conversations(self, user: UserId) -> dict[str, Any]:
-        convs = await self.store.user_convs(user)
+    @op("convs")
+    async def conversations(self, call: Call) -> dict[str, Any]:
+        convs = await self.store.user_convs(call.user)
         return {"convs": [{
             "conv": c.id, "kind": c.kind, "last_seq": c.last_seq, "read_seq": c.read_seq,
             "unread": max(0, c.last_seq - c.read_seq), "peer": c.peer, "closed": c.closed,
         } for c in convs]}
 
-    async def leave(self, user: UserId, conv_raw: str) -> None:
-        conv = ConvId(conv_raw)
+    @op("conv.leave", conv=S)
+    async def leave(self, call: Call, conv: str) -> None:
+        user, conv = call.user, ConvId(conv)
         if conv.startswith("g:"):
             raise BadRequest("leave a group by removing the interest (profile.update)")
         if not await self.store.leave_conv(conv, user, self._now()):
@@ -97,26 +92,37 @@ class ChatService:
         await self.node.to_conv(conv, {"t": "conv.left", "conv": conv, "user": user})
         await self.node.left(user, conv)
 
-    async def read(self, user: UserId, conv_raw: str, seq: int,
-                   origin: str | None = None) -> dict[str, Any]:
-        conv = ConvId(conv_raw)
+    @op("read", conv=S, seq=Field(int))
+    async def read(self, call: Call, conv: str, seq: int) -> dict[str, Any]:
+        user, conv = call.user, ConvId(conv)
         if seq < 0:
             raise BadRequest("seq must not be negative", field="seq")
         if not await self.store.is_member(conv, user):
             raise Forbidden("you are not a member of this conversation")
         read_seq = await self.store.set_read(conv, user, seq)
         await self.node.to_conv(conv, {"t": "read", "conv": conv, "user": user,
-                                       "seq": read_seq}, user, skip=origin)
+                                       "seq": read_seq}, user, skip=call.conn_id)
         return {"seq": read_seq}
 
-    async def typing(self, user: UserId, conv_raw: str, origin: str | None = None) -> None:
-        conv = ConvId(conv_raw)
+    @op("typing", conv=S)
+    async def typing(self, call: Call, conv: str) -> None:
+        user, conv = call.user, ConvId(conv)
         if not await self.store.is_member(conv, user):
             raise Forbidden("you are not a member of this conversation")
         await self.node.to_conv(conv, {"t": "typing", "conv": conv, "user": user}, user,
-                                skip=origin)
+                                skip=call.conn_id)
 
-    async def block(self, user: UserId, other: UserId) -> None:
+    @op("presence", users=STR_LIST)
+    async def presence(self, call: Call, users: list[str]) -> dict[str, Any]:
+        if len(users) > 100:
+            raise BadRequest("ask about at most 100 users", field="users")
+        asked = [UserId(u) for u in users]
+        online = await self.node.presence.online(asked)
+        return {"online": {u: online[u] for u in asked}}
+
+    @op("block", user=S)
+    async def block(self, call: Call, user: str) -> None:
+        user, other = call.user, UserId(user)
         if other == user:
             raise BadRequest("you cannot block yourself", field="user")
         if await self.store.get_user(other) is None:
@@ -124,13 +130,18 @@ class ChatService:
         await self.store.block(user, other, self._now())
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
 
-    async def unblock(self, user: UserId, other: UserId) -> None:
+    @op("unblock", user=S)
+    async def unblock(self, call: Call, user: str) -> None:
+        user, other = call.user, UserId(user)
         await self.store.unblock(user, other)
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
 
-    async def interests_changed(self, user: UserId, before: Sequence[str],
-                                after: Sequence[str]) -> None:
-        for tag in set(before) - set(after):
-            await self.node.left(user, ConvId(group_conv_id(tag)))
-        for tag in set(after) - set(before):
-            await self.node.joined(user, ConvId(group_conv_id(tag)))
+
+def _refusal_error(refused: SendRefused) -> Forbidden:
+    if refused.reason == "muted":
+        return Forbidden("you are muted", reason="muted", until=refused.until)
+    if refused.reason == "closed":
+        return Forbidden("this conversation has ended", reason="closed")
+    if refused.reason == "blocked":
+        return Forbidden("you cannot message this user", reason="blocked")
+    return Forbidden("you are not a member of this conversation")

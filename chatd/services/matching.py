@@ -19,11 +19,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from chatd.errors import BadRequest, Forbidden
+from chatd.ids import ConvId, UserId
 from chatd.matching import MatchConfig, MatchPolicy, Pair, Prefs, Seeker
-from chatd.matching import UserId as MatchUserId
 from chatd.node import Node
 from chatd.services.accounts import age_on
-from chatd.store import ConvId, Store, UserId
+from chatd.services.ops import Call, Field, op
+from chatd.store import Store
 from chatd.tasks import stop_task
 
 __all__ = ["MatchQueue", "MatchService", "MemoryMatchQueue"]
@@ -101,7 +102,16 @@ class MatchService:
         self._task = None
         await self.queue.close()
 
-    async def start_waiting(self, user_id: UserId, prefs_raw: Any) -> None:
+    @op("match.start", prefs=Field(dict, required=False))
+    async def start_waiting(self, call: Call, prefs: Any = None) -> dict[str, Any]:
+        await self.enqueue(call.user, prefs)
+        return {"queued": True}
+
+    @op("match.cancel")
+    async def cancel_op(self, call: Call) -> None:
+        await self.cancel(call.user)
+
+    async def enqueue(self, user_id: UserId, prefs_raw: Any) -> None:
         try:
             prefs = Prefs.from_wire(prefs_raw)
         except ValueError as exc:
@@ -112,11 +122,11 @@ class MatchService:
         blocked = await self.store.blocked_by(user_id) | await self.store.blocks_of(user_id)
         previous = await self.queue.get(user_id)
         await self.queue.put(Seeker(
-            user_id=MatchUserId(user_id), tags=frozenset(user.interests), gender=user.gender,
+            user_id=user_id, tags=frozenset(user.interests), gender=user.gender,
             age=_age(user.birthdate), prefs=prefs,
             # Asking again keeps the place in the queue (and the widening earned so far).
             since=previous.since if previous else self.queue.now(),
-            blocked=frozenset(MatchUserId(u) for u in blocked)))
+            blocked=frozenset(u for u in blocked)))
         self._wake.set()
 
     async def cancel(self, user_id: UserId) -> None:

@@ -1,7 +1,7 @@
 """Moderators: word lists, the review and report queues, warnings, mutes and bans.
 
-Every method takes the acting user's id first and refuses with ``forbidden``
-(``reason: not_moderator``) unless that user's role is ``moderator`` right now (read from the
+Every op is declared ``auth="moderator"``: the dispatcher refuses it with ``forbidden``
+(``reason: not_moderator``) unless the caller's role is ``moderator`` right now (read from the
 store on each call, so a revoked role takes effect at once). Every action that changes
 something is written to the audit log (who, what, to whom, when).
 """
@@ -13,9 +13,11 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from chatd.errors import BadRequest, Forbidden, NotFound
+from chatd.ids import ConvId, UserId
 from chatd.node import Node
+from chatd.services.ops import I_OPT, S_OPT, Call, Field, S, op
 from chatd.services.wordlists import WordLists
-from chatd.store import AuditEntry, ConvId, Report, ReviewItem, Store, User, UserId
+from chatd.store import AuditEntry, Report, ReviewItem, Store, User
 
 __all__ = ["FOREVER", "RESOLUTIONS", "ModerationService", "report_wire"]
 
@@ -63,6 +65,7 @@ class ModerationService:
         self._now = now_ms
 
     async def require(self, actor: UserId) -> User:
+        """The actor, if a moderator (the dispatcher runs this before every ``mod.*`` op)."""
         user = await self.store.get_user(actor)
         if user is None or user.role != MODERATOR:
             raise Forbidden("moderators only", reason="not_moderator")
@@ -73,18 +76,34 @@ class ModerationService:
 
     # --- word lists ----------------------------------------------------------------------
 
-    async def word_change(self, actor: UserId, op: str, word: str, category: str = "",
-                          action: str = "") -> dict[str, Any]:
-        await self.require(actor)
-        version = await self.words.change(actor, op, word, category, action)
+    @op("mod.words.add", auth="moderator", word=S, category=S_OPT, action=S_OPT)
+    async def words_add(self, call: Call, word: str, category: str = "",
+                        action: str = "") -> dict[str, Any]:
+        return await self._word_change(call, "add", word, category, action)
+
+    @op("mod.words.remove", auth="moderator", word=S)
+    async def words_remove(self, call: Call, word: str) -> dict[str, Any]:
+        return await self._word_change(call, "remove", word)
+
+    @op("mod.allow.add", auth="moderator", word=S)
+    async def allow_add(self, call: Call, word: str) -> dict[str, Any]:
+        return await self._word_change(call, "allow_add", word)
+
+    @op("mod.allow.remove", auth="moderator", word=S)
+    async def allow_remove(self, call: Call, word: str) -> dict[str, Any]:
+        return await self._word_change(call, "allow_remove", word)
+
+    async def _word_change(self, call: Call, change: str, word: str, category: str = "",
+                           action: str = "") -> dict[str, Any]:
+        version = await self.words.change(call.user, change, word, category, action)
         return {"version": version, "filter": self.words.live.current.version}
 
-    async def word_list(self, actor: UserId, query: str, offset: int | None,
-                        limit: int | None) -> dict[str, Any]:
-        await self.require(actor)
+    @op("mod.words.list", auth="moderator", q=S_OPT, offset=I_OPT, limit=I_OPT)
+    async def word_list(self, call: Call, q: str = "", offset: int | None = None,
+                        limit: int | None = None) -> dict[str, Any]:
         off, lim = page(offset, limit, 100)
         f = self.words.live.current
-        q = query.strip().casefold()
+        q = q.strip().casefold()
         entries = sorted((e for e in f.entries() if q in e.word.casefold()),
                          key=lambda e: (e.word, e.category))
         allow = sorted(w for w in f.allow_words() if q in w.casefold())
@@ -101,12 +120,12 @@ class ModerationService:
         return {"version": self.words.version, "filter": f.version, "size": len(f),
                 "allow_size": len(f.allow_words())}
 
-    async def word_version(self, actor: UserId) -> dict[str, Any]:
-        await self.require(actor)
+    @op("mod.words.version", auth="moderator")
+    async def word_version(self, call: Call) -> dict[str, Any]:
         return self.version_info()
 
-    async def dry_run(self, actor: UserId, text: str) -> dict[str, Any]:
-        await self.require(actor)
+    @op("mod.words.check", auth="moderator", text=S)
+    async def dry_run(self, call: Call, text: str) -> dict[str, Any]:
         v = self.words.live.current.check(text)
         return {"blocked": v.blocked, "action": v.action, "category": v.category,
                 "masked": v.masked,
@@ -115,9 +134,10 @@ class ModerationService:
 
     # --- queues --------------------------------------------------------------------------
 
-    async def queue(self, actor: UserId, which: str, offset: int | None,
-                    limit: int | None) -> dict[str, Any]:
-        await self.require(actor)
+    @op("mod.queue", auth="moderator", queue=S, offset=I_OPT, limit=I_OPT)
+    async def queue(self, call: Call, queue: str, offset: int | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        which = queue
         off, lim = page(offset, limit)
         if which == "review":
             items = [_review_wire(i) for i in await self.store.review_queue(off, lim)]
@@ -127,10 +147,11 @@ class ModerationService:
             raise BadRequest("queue must be review or reports", field="queue")
         return {"items": items, "next": off + lim if len(items) == lim else None}
 
-    async def resolve(self, actor: UserId, item: str, action: str, duration: int | None,
-                      note: str) -> dict[str, Any]:
+    @op("mod.resolve", auth="moderator", item=S, action=S, duration=I_OPT, note=S_OPT)
+    async def resolve(self, call: Call, item: str, action: str, duration: int | None = None,
+                      note: str = "") -> dict[str, Any]:
         """Resolve a queue item (``m:<id>``, ``p:<id>`` or ``r:<id>``) with an action."""
-        await self.require(actor)
+        actor = call.user
         if action not in RESOLUTIONS:
             raise BadRequest(f"action must be one of {', '.join(RESOLUTIONS)}", field="action")
         note = _note(note)
@@ -158,7 +179,7 @@ class ModerationService:
         else:
             if content_kind != "user":
                 await self.store.unflag(content_kind, content_id)
-            result = await self._sanction(actor, author, action, duration, note)
+            result = await self._sanction(call, author, action, duration, note)
         resolved = await self.store.resolve_reports(content_kind, content_id, action, self._now())
         await self._audit(actor, f"resolve.{action}", author, f"{item} {note}".strip())
         return {"resolved": resolved, **result}
@@ -184,14 +205,14 @@ class ModerationService:
         else:
             await self.store.delete_post(ident)  # already gone is fine: the outcome holds
 
-    async def _sanction(self, actor: UserId, user_id: UserId, action: str,
+    async def _sanction(self, call: Call, user_id: UserId, action: str,
                         duration: int | None, note: str) -> dict[str, Any]:
         if action == "warn":
-            await self.warn(actor, user_id, note, audit=False)
+            await self.warn(call, user_id, note, audit=False)
             return {}
         if action == "mute":
-            return await self.mute(actor, user_id, duration, note, audit=False)
-        return await self.ban(actor, user_id, duration, note, audit=False)
+            return await self.mute(call, user_id, duration, note, audit=False)
+        return await self.ban(call, user_id, duration, note, audit=False)
 
     # --- sanctions -----------------------------------------------------------------------
 
@@ -204,19 +225,20 @@ class ModerationService:
                             reason="moderator")
         return user
 
-    async def warn(self, actor: UserId, user_id: UserId, note: str,
-                   audit: bool = True) -> None:
-        await self.require(actor)
+    @op("mod.warn", auth="moderator", user=S, note=S_OPT)
+    async def warn(self, call: Call, user: str, note: str = "", audit: bool = True) -> None:
+        user_id = UserId(user)
         await self._target(user_id)
         note = _note(note)
         await self.node.to_user(user_id, {"t": "mod.notice", "kind": "warn", "reason": note})
         if audit:
-            await self._audit(actor, "warn", user_id, note)
+            await self._audit(call.user, "warn", user_id, note)
 
-    async def mute(self, actor: UserId, user_id: UserId, duration: int | None, note: str,
+    @op("mod.mute", auth="moderator", user=S, duration=Field(int), note=S_OPT)
+    async def mute(self, call: Call, user: str, duration: int | None, note: str = "",
                    audit: bool = True) -> dict[str, Any]:
         """Mute for ``duration`` seconds (required; 0 lifts the mute)."""
-        await self.require(actor)
+        user_id = UserId(user)
         await self._target(user_id)
         if duration is None or duration < 0:
             raise BadRequest("duration (seconds, 0 to lift) is required", field="duration")
@@ -225,13 +247,15 @@ class ModerationService:
         await self.node.to_user(user_id, {"t": "mod.notice", "kind": "mute", "until": until,
                                           "reason": _note(note)})
         if audit:
-            await self._audit(actor, "mute", user_id, f"until={until} {_note(note)}".strip())
+            await self._audit(call.user, "mute", user_id,
+                              f"until={until} {_note(note)}".strip())
         return {"until": until}
 
-    async def ban(self, actor: UserId, user_id: UserId, duration: int | None, note: str,
+    @op("mod.ban", auth="moderator", user=S, duration=I_OPT, note=S_OPT)
+    async def ban(self, call: Call, user: str, duration: int | None = None, note: str = "",
                   audit: bool = True) -> dict[str, Any]:
         """Ban for ``duration`` seconds (none: for good). Every session ends on every node."""
-        await self.require(actor)
+        user_id = UserId(user)
         await self._target(user_id)
         if duration is not None and duration <= 0:
             raise BadRequest("duration must be positive (omit it for a permanent ban)",
@@ -241,18 +265,18 @@ class ModerationService:
         await self.store.delete_user_sessions(user_id)
         await self.node.revoke(user_id)
         if audit:
-            await self._audit(actor, "ban", user_id, f"until={until} {_note(note)}".strip())
+            await self._audit(call.user, "ban", user_id, f"until={until} {_note(note)}".strip())
         return {"until": until}
 
-    async def unban(self, actor: UserId, user_id: UserId) -> None:
-        await self.require(actor)
-        if not await self.store.set_banned(user_id, 0):
+    @op("mod.unban", auth="moderator", user=S)
+    async def unban(self, call: Call, user: str) -> None:
+        if not await self.store.set_banned(UserId(user), 0):
             raise NotFound("no such user")
-        await self._audit(actor, "unban", user_id)
+        await self._audit(call.user, "unban", UserId(user))
 
-    async def audit(self, actor: UserId, before: int | None, limit: int | None,
-                    target: str | None) -> dict[str, Any]:
-        await self.require(actor)
+    @op("mod.audit", auth="moderator", before=I_OPT, limit=I_OPT, target=S_OPT)
+    async def audit(self, call: Call, before: int | None = None, limit: int | None = None,
+                    target: str | None = None) -> dict[str, Any]:
         _, lim = page(0, limit)
         entries = await self.store.audit_log(before, lim, target)
         return {"entries": [e.wire() for e in entries],

@@ -12,12 +12,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from chatd.errors import BadRequest, Forbidden
-from chatd.store import Store, UserId
+from chatd.errors import CLOSE_REVOKED, BadRequest, Forbidden
+from chatd.ids import UserId
+from chatd.node import Node
+from chatd.services.ops import B_OPT, S_OPT, Call, End, Outcome, op
+from chatd.store import Store
 
-__all__ = ["CONSENT_DEFAULTS", "FrameLogFilter", "PrivacyService", "redact_frames"]
+if TYPE_CHECKING:
+    from chatd.services.accounts import AccountService
+    from chatd.services.matching import MatchService
+
+__all__ = ["CONSENT_DEFAULTS", "FrameLogFilter", "PrivacyService", "consents_of",
+           "redact_frames"]
 
 CONSENT_DEFAULTS: Final[dict[str, bool]] = {"marketing": False, "location": False,
                                             "search_history": True}
@@ -40,19 +48,27 @@ def redact_frames(logger: logging.Logger) -> None:
         logger.addFilter(FrameLogFilter())
 
 
+async def consents_of(store: Store, user_id: UserId) -> dict[str, bool]:
+    """The user's consents, the defaults filled in."""
+    current = dict(CONSENT_DEFAULTS)
+    current.update({c.name: c.value for c in await store.get_consents(user_id)
+                    if c.name in current})
+    return current
+
+
 class PrivacyService:
-    def __init__(self, store: Store,
+    def __init__(self, store: Store, node: Node, accounts: AccountService,
+                 matching: MatchService,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.store = store
+        self.node = node
+        self.accounts = accounts
+        self.matching = matching
         self._now = now_ms
 
-    async def consents(self, user_id: UserId) -> dict[str, bool]:
-        current = dict(CONSENT_DEFAULTS)
-        current.update({c.name: c.value for c in await self.store.get_consents(user_id)
-                        if c.name in current})
-        return current
-
-    async def set_consents(self, user_id: UserId, changes: dict[str, bool]) -> dict[str, Any]:
+    @op("consent.set", marketing=B_OPT, location=B_OPT, search_history=B_OPT)
+    async def set_consents(self, call: Call, **changes: bool) -> dict[str, Any]:
+        user_id = call.user
         if not changes:
             raise BadRequest("give at least one of " + ", ".join(CONSENT_DEFAULTS))
         now = self._now()
@@ -62,7 +78,11 @@ class PrivacyService:
                 await self.store.clear_post_locations(user_id)
             if name == "search_history" and not value:
                 await self.store.clear_search_history(user_id)
-        return {"consents": await self.consents(user_id)}
+        return {"consents": await consents_of(self.store, user_id)}
+
+    @op("account.export")
+    async def export_op(self, call: Call) -> dict[str, Any]:
+        return {"export": await self.export(call.user)}
 
     async def export(self, user_id: UserId) -> dict[str, Any]:
         """Every piece of personal data held about the user, as one document.
@@ -112,6 +132,18 @@ class PrivacyService:
             "moderation": sanctions,
         }
 
-    async def delete(self, user_id: UserId) -> list[bytes]:
-        """Erase the account (see ``Store.delete_account``); the ended sessions' hashes."""
-        return await self.store.delete_account(user_id)
+    @op("account.delete", password=S_OPT, code=S_OPT)
+    async def delete(self, call: Call, password: str | None = None,
+                     code: str | None = None) -> Outcome:
+        """Erase the account (see ``Store.delete_account``) once the caller proved it holds it;
+        every session of the user, on every node, ends."""
+        user = await self.store.get_user(call.user)
+        if user is None:
+            raise Forbidden("this account no longer exists")
+        await self.accounts.confirm(user, password, code)
+        ended = await self.store.delete_account(user.id)
+        self.accounts.forget(user.phone)
+        await self.matching.cancel(user.id)
+        # The others end now; this one after its reply (its End effect).
+        await self.node.revoke(user.id, ended, skip=call.conn_id)
+        return Outcome(None, End(CLOSE_REVOKED, "account deleted"))

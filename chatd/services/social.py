@@ -15,10 +15,12 @@ from typing import Any, Final
 from chatd.catalog import Catalog, group_conv_id
 from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chatd.ids import ConvId, UserId
 from chatd.services.moderation import MODERATOR, page, report_wire
-from chatd.services.privacy import PrivacyService
+from chatd.services.ops import I_OPT, S_OPT, Call, S, op
+from chatd.services.privacy import consents_of
 from chatd.services.text import TextGate
-from chatd.store import ConvId, Post, Report, Store, UserId
+from chatd.store import Post, Report, Store
 
 __all__ = ["REPORT_REASONS", "SocialService"]
 
@@ -34,20 +36,20 @@ SEARCH_KINDS: Final = ("all", "users", "posts", "groups")
 
 class SocialService:
     def __init__(self, config: Config, store: Store, text: TextGate, catalog: Catalog,
-                 privacy: PrivacyService,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.store = store
         self.text = text
         self.catalog = catalog
-        self.privacy = privacy
         self._now = now_ms
 
     # --- posts ---------------------------------------------------------------------------
 
-    async def create_post(self, author: UserId, body: str, group: str | None,
-                          city: str | None) -> dict[str, Any]:
+    @op("post.create", body=S, group=S_OPT, city=S_OPT)
+    async def create_post(self, call: Call, body: str, group: str | None = None,
+                          city: str | None = None) -> dict[str, Any]:
         """Filter the text (block → ``filtered``, mask → stored masked, review → flagged)."""
+        author = call.user
         if not body.strip():
             raise BadRequest("body must not be empty", field="body")
         if len(body) > self.config.max_post_chars:
@@ -59,7 +61,7 @@ class SocialService:
             city = city.strip()
             if not 1 <= len(city) <= MAX_CITY:
                 raise BadRequest(f"city must be 1 to {MAX_CITY} characters", field="city")
-            if not (await self.privacy.consents(author))["location"]:
+            if not (await consents_of(self.store, author))["location"]:
                 raise Forbidden("turn location on (consent.set) to add a city",
                                 reason="consent")
             city = self.text.publishable(city)
@@ -75,7 +77,9 @@ class SocialService:
         await self.store.create_post(post)
         return {"post": post.wire()}
 
-    async def delete_post(self, user_id: UserId, post_id: str) -> None:
+    @op("post.delete", id=S)
+    async def delete_post(self, call: Call, id: str) -> None:
+        user_id, post_id = call.user, id
         post = await self.store.get_post(post_id)
         if post is None:
             raise NotFound("no such post")
@@ -85,8 +89,10 @@ class SocialService:
                 raise Forbidden("you can delete only your own posts")
         await self.store.delete_post(post_id)
 
-    async def feed(self, viewer: UserId, scope: str, group: str | None, before: str | None,
-                   limit: int | None) -> dict[str, Any]:
+    @op("feed", scope=S, group=S_OPT, before=S_OPT, limit=I_OPT)
+    async def feed(self, call: Call, scope: str, group: str | None = None,
+                   before: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        viewer = call.user
         if scope not in FEED_SCOPES:
             raise BadRequest(f"scope must be one of {', '.join(FEED_SCOPES)}", field="scope")
         if scope == "group" and (group is None or not group.startswith("g:")):
@@ -99,9 +105,11 @@ class SocialService:
 
     # --- search --------------------------------------------------------------------------
 
-    async def search(self, viewer: UserId, query: str, kind: str | None, offset: int | None,
-                     limit: int | None) -> dict[str, Any]:
-        q = query.strip()
+    @op("search", q=S, kind=S_OPT, offset=I_OPT, limit=I_OPT)
+    async def search(self, call: Call, q: str, kind: str | None = None,
+                     offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        viewer = call.user
+        q = q.strip()
         if not 1 <= len(q) <= MAX_QUERY:
             raise BadRequest(f"q must be 1 to {MAX_QUERY} characters", field="q")
         kind = kind or "all"
@@ -129,23 +137,27 @@ class SocialService:
             full |= off + lim < len(tags)
         result["next"] = off + lim if full else None
         # The first page only: paging through results is not a new search.
-        if off == 0 and (await self.privacy.consents(viewer))["search_history"]:
+        if off == 0 and (await consents_of(self.store, viewer))["search_history"]:
             await self.store.add_search(viewer, q, now, self.config.search_history_keep)
         return result
 
-    async def history(self, user_id: UserId, limit: int | None) -> dict[str, Any]:
+    @op("search.history", limit=I_OPT)
+    async def history(self, call: Call, limit: int | None = None) -> dict[str, Any]:
         _, lim = page(0, limit, 50)
-        rows = await self.store.search_history(user_id, lim)
+        rows = await self.store.search_history(call.user, lim)
         return {"history": [{"q": q, "ts": ts} for q, ts in rows]}
 
-    async def clear_history(self, user_id: UserId) -> None:
-        await self.store.clear_search_history(user_id)
+    @op("search.history.clear")
+    async def clear_history(self, call: Call) -> None:
+        await self.store.clear_search_history(call.user)
 
     # --- reports -------------------------------------------------------------------------
 
-    async def report(self, reporter: UserId, kind: str, target: str, reason: str,
-                     text: str | None) -> dict[str, Any]:
+    @op("report", kind=S, target=S, reason=S, text=S_OPT)
+    async def report(self, call: Call, kind: str, target: str, reason: str,
+                     text: str | None = None) -> dict[str, Any]:
         """Store a report (never published, not filtered: moderators read it as written)."""
+        reporter = call.user
         if kind not in REPORT_KINDS:
             raise BadRequest(f"kind must be one of {', '.join(REPORT_KINDS)}", field="kind")
         if reason not in REPORT_REASONS:
@@ -178,8 +190,10 @@ class SocialService:
                                                     about, reason, note, snapshot, now, now))
         return {"report": report_wire(stored, False)}
 
-    async def my_reports(self, reporter: UserId) -> dict[str, Any]:
-        return {"reports": [report_wire(r, False) for r in await self.store.reports_by(reporter)]}
+    @op("reports.mine")
+    async def my_reports(self, call: Call) -> dict[str, Any]:
+        mine = await self.store.reports_by(call.user)
+        return {"reports": [report_wire(r, False) for r in mine]}
 
 
 def _parse_cursor(raw: str) -> tuple[int, str]:
