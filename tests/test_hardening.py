@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgpack
 import pytest
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from chatd.client import Client
 from chatd.config import Config
@@ -76,16 +84,63 @@ async def test_ping_flood_does_not_disturb_others(url: str) -> None:
 
 
 async def test_frames_after_close_are_ignored(url: str) -> None:
-    ws = await connect(url)
-    await ws.close()
-    transport = ws.transport
-    # A masked binary frame written after the closing handshake: the server must ignore it.
-    mask = b"\x01\x02\x03\x04"
-    frame = b"\x82\x85" + mask + bytes(b ^ m for b, m in zip(b"hello", mask * 2, strict=False))
-    if not transport.is_closing():
-        transport.write(frame)
-    async with await Client.connect(url) as c:
+    """A client sends a close frame and, in the same TCP write (so it arrives before the
+    server's closing handshake is done), one more request: the server must not run it."""
+    author = await registered(url, ["music.rock"])
+    assert author.token is not None
+    proto = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol("chatd.v1.json")])
+    proto.send_request(proto.connect())
+    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(url).port)
+    replies: list[dict[str, object]] = []
+
+    async def exchange(until_rid: int | None) -> None:
+        """Write what the protocol queued, then read until the handshake response (None)
+        or the reply to ``until_rid``."""
+        writer.write(b"".join(proto.data_to_send()))
+        while True:
+            for event in proto.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    replies.append(json.loads(bytes(event.data)))
+                elif until_rid is None:
+                    return  # the handshake response
+            if until_rid is not None and any(r.get("rid") == until_rid for r in replies):
+                return
+            data = await asyncio.wait_for(reader.read(65536), t(5))
+            assert data, "the server closed the connection"
+            proto.receive_data(data)
+
+    await exchange(None)
+    assert proto.handshake_exc is None and proto.state is State.OPEN
+    proto.send_text(json.dumps({"t": "auth", "rid": 1, "token": author.token}).encode())
+    proto.send_text(json.dumps({"t": "msg.send", "rid": 2, "conv": "g:music.rock",
+                                "body": "before close", "cid": "before"}).encode())
+    await exchange(2)
+    assert [r["t"] for r in replies if r.get("rid") in (1, 2)] == ["ok", "ok"], replies
+
+    # Close, then a masked text frame the websockets protocol would refuse to send itself.
+    proto.send_close(1000)
+    late = json.dumps({"t": "msg.send", "rid": 3, "conv": "g:music.rock", "body": "after close",
+                       "cid": "after"}).encode()
+    writer.write(b"".join(proto.data_to_send()) + Frame(Opcode.TEXT, late).serialize(mask=True))
+    after: list[bytes] = []
+    with contextlib.suppress(ConnectionError):
+        while data := await asyncio.wait_for(reader.read(65536), t(5)):
+            after.append(data)
+    writer.close()
+    proto.receive_data(b"".join(after))
+    proto.receive_eof()
+    late_replies = [e for e in proto.events_received()
+                    if isinstance(e, Frame) and e.opcode is not Opcode.CLOSE]
+    assert late_replies == []  # only the server's close frame came back
+    assert proto.close_rcvd is not None and proto.close_rcvd.code == 1000
+
+    await asyncio.sleep(t(0.2))  # time enough to store the late message, had it been run
+    history = (await author.call("history", conv="g:music.rock", limit=50))["messages"]
+    bodies = [m["body"] for m in history]
+    assert "before close" in bodies and "after close" not in bodies, bodies
+    async with await Client.connect(url) as c:  # the server is fine for everyone else
         assert (await c.call("ping"))["t"] == "ok"
+    await author.close()
 
 
 async def test_half_open_and_slowloris_handshakes_are_dropped(tmp_path: Path,
