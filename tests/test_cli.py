@@ -8,13 +8,14 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from chatd import cli
 from chatd.config import Config, default_text, env_name, metavar
-from tests.conftest import REPO, t
+from tests.conftest import REPO, free_port, t
 
 SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name != "extra"]
 
@@ -176,3 +177,41 @@ def test_bench_without_extras_says_how_to_install_them(module: str) -> None:
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert lines[0].startswith(f"python -m {module}: error: module ")
     assert "pip install -e '.[bench]'" in lines[0] and "make dev" in lines[0]
+
+
+def test_readme_client_snippet_runs_twice_against_a_default_node(tmp_path: Path) -> None:
+    """The snippet as pasted into a file, twice against one node on default settings (a second
+    SMS code to the same phone within a minute would be rate_limited)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(.*?)```", readme, re.DOTALL)
+    assert snippet and "ws://127.0.0.1:8765/ws" in snippet[1]
+    port = free_port()
+    script = tmp_path / "hello.py"
+    script.write_text(snippet[1].replace("8765", str(port)), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
+    env["PYTHONPATH"] = str(REPO)
+    log = (tmp_path / "node.log").open("wb")
+    node = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path / "var")], cwd=REPO, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + t(30)
+        while True:
+            assert node.poll() is None, (tmp_path / "node.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the node did not start"
+                time.sleep(0.1)
+        outputs = []
+        for _ in range(2):
+            r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                               cwd=tmp_path, env=env, timeout=t(60))
+            assert r.returncode == 0, r.stderr
+            outputs.append(r.stdout.split(" conversations:")[0])
+        assert outputs[0] == outputs[1] and outputs[0].startswith("user ")  # the same account
+    finally:
+        node.terminate()
+        node.wait(timeout=t(20))
+        log.close()
