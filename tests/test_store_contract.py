@@ -31,7 +31,7 @@ from chatd.store import (
 )
 from chatd.store.pg_schema import MIGRATIONS as PG_MIGRATIONS
 from chatd.store.postgres import PostgresStore
-from chatd.store.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from chatd.store.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.pg import create_database, drop_database, pg_dsn
 
 __all__ = ["pg_dsn"]  # re-exported so pytest sees the fixture

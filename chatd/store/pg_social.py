@@ -27,7 +27,7 @@ from chatd.store.base import (
     UserId,
     WordChange,
 )
-from chatd.store.sqlite_social import like_pattern
+from chatd.store.sql import like_pattern
 
 __all__ = ["PostgresSocialMixin"]
 
