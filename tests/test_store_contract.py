@@ -29,8 +29,8 @@ from chatd.store import (
     User,
     UserId,
 )
-from chatd.store.pg_schema import MIGRATIONS as PG_MIGRATIONS
 from chatd.store.postgres import PostgresStore
+from chatd.store.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from chatd.store.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.pg import create_database, drop_database, pg_dsn
 

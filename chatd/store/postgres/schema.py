@@ -1,6 +1,6 @@
 """PostgreSQL schema migrations, applied in order; ``schema_version`` records how far a database is.
 
-The tables, keys and indexes mirror :mod:`chatd.store.schema` (the SQLite schema) one for one,
+The tables, keys and indexes mirror :mod:`chatd.store.sqlite.schema` one for one,
 so the two stores answer the contract suite identically. Differences are type-level only:
 ``BYTEA`` for hashes, ``BIGINT`` for millisecond times and sequence numbers, ``BOOLEAN`` for
 flags, an identity column for SMS code ids. Every script runs inside one transaction (DDL is
