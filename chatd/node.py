@@ -197,10 +197,8 @@ class Node:
 
     async def _publish(self, channel: str, kind: str, target: str, sender: Any,
                        body: Any) -> None:
-        if self.broker.local_only:
-            # One node alone: no other node to encode for.
-            await self._dispatch(kind, target, sender, body)
-            return
+        # One delivery path: a node alone publishes through the memory broker exactly as
+        # nodes publish through Redis, and receives its own events back the same way.
         payload = msgpack.packb((kind, target, sender, body), use_bin_type=True)
         try:
             await self.broker.publish(channel, payload)
