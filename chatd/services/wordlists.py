@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any
 
 from chatd.errors import BadRequest
 from chatd.node import Node
@@ -22,13 +22,11 @@ from chatd.store import Store, WordChange
 from chatd.store.base import WordOp
 from chatd.tasks import stop_task
 from filters import Entry, LiveFilter, WordFilter, WordListError
-from filters.wordlist import check_entry
+from filters.wordlist import ACTIONS, check_entry
 
 __all__ = ["Folded", "WordLists", "effective_filter", "export_text", "fold", "validate_change"]
 
 log = logging.getLogger("chatd.words")
-
-ACTIONS: Final = ("block", "mask", "review")
 
 
 class Folded:
@@ -78,7 +76,8 @@ def validate_change(op: str, word: str, category: str = "", action: str = "") ->
         category = category or "default"
         action = action or "block"
         if action not in ACTIONS:
-            raise BadRequest("action must be block, mask or review", field="action")
+            raise BadRequest(f"action must be one of {', '.join(sorted(ACTIONS))}",
+                             field="action")
     else:
         category, action = "", ""
     try:
