@@ -2,7 +2,9 @@
 
 The machinery only: which ops exist is data handed in (an :data:`OpTable`), merged from the
 declarations each service makes next to its methods (:mod:`chatd.services.ops`). Validation
-checks presence and exact types (``True`` is not an int), so services receive clean values.
+checks presence and exact types (``True`` is not an int), so services receive clean values;
+text fields marked ``text=`` also get the hygiene check of :mod:`chatd.protocol.text`. (The
+codec has already refused lone surrogates, NUL and integers beyond 2^53 anywhere in the frame.)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from chatd.errors import BadRequest
+from chatd.protocol.text import TextKind, text_problem
 
 __all__ = ["AuthLevel", "Field", "OpSpec", "OpTable", "Request", "parse_request"]
 
@@ -29,6 +32,9 @@ class Field:
     required: bool = True
     # For lists: the type of the items.
     items: type | None = None
+    # For user-written text: ``"line"`` (nicknames) or ``"body"`` (multi-line), checked by
+    # :func:`chatd.protocol.text.text_problem` (control, bidi and invisible-only text).
+    text: TextKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,10 @@ def _parse_op(obj: dict[str, Any], rid: int | None, ops: OpTable) -> Request:
                 raise BadRequest(f"field {name!r} has too many items", field=name)
             if not all(_is_kind(v, fspec.items) for v in value):
                 raise BadRequest(f"field {name!r} has an item of the wrong type", field=name)
+        if fspec.text is not None and isinstance(value, str):
+            problem = text_problem(value, fspec.text)
+            if problem is not None:
+                raise BadRequest(f"field {name!r} {problem}", field=name)
         args[name] = value
     return Request(op, rid, args)
 

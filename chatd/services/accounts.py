@@ -31,7 +31,20 @@ from chatd.errors import (
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
 from chatd.services.limits import WindowLimiter
-from chatd.services.ops import S_OPT, STR_LIST, Attach, Call, End, Field, Outcome, S, op
+from chatd.services.ops import (
+    BODY_OPT,
+    LINE,
+    LINE_OPT,
+    S_OPT,
+    STR_LIST,
+    Attach,
+    Call,
+    End,
+    Field,
+    Outcome,
+    S,
+    op,
+)
 from chatd.services.phones import mask_phone, normalize_phone
 from chatd.services.privacy import consents_of
 from chatd.services.sms import SmsError, SmsProvider
@@ -159,7 +172,7 @@ class AccountService:
     # --- registration and login --------------------------------------------------------
 
     @op("register", auth="none", phone=S, code=S, password=S, birthdate=S, gender=S,
-        interests=STR_LIST, nickname=S, device=S_OPT)
+        interests=STR_LIST, nickname=LINE, device=S_OPT)
     async def register(self, call: Call, **args: Any) -> Outcome:
         _not_twice(call)
         phone = normalize_phone(args["phone"])
@@ -335,7 +348,7 @@ class AccountService:
         assert user is not None
         return {"user": self_view(user)}
 
-    @op("profile.update", nickname=S_OPT, bio=S_OPT,
+    @op("profile.update", nickname=LINE_OPT, bio=BODY_OPT,
         interests=Field(list, required=False, items=str))
     async def update_profile(self, call: Call, **args: Any) -> dict[str, Any]:
         user_id = call.user

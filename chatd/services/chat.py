@@ -12,7 +12,7 @@ from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
-from chatd.services.ops import I_OPT, S_OPT, STR_LIST, Call, Field, S, op
+from chatd.services.ops import BODY, I_OPT, S_OPT, STR_LIST, Call, Field, S, op
 from chatd.services.text import TextGate
 from chatd.store import SendRefused, Store
 
@@ -36,7 +36,7 @@ class ChatService:
         counter = itertools.count(1)
         self._new_id: Callable[[], str] = lambda: f"{prefix}{next(counter):08x}"
 
-    @op("msg.send", conv=S, body=S, cid=S_OPT)
+    @op("msg.send", conv=S, body=BODY, cid=S_OPT)
     async def send(self, call: Call, conv: str, body: str,
                    cid: str | None = None) -> dict[str, Any]:
         sender = call.user

@@ -15,7 +15,7 @@ from typing import Any, Final
 from chatd.errors import BadRequest, Forbidden, NotFound
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
-from chatd.services.ops import I_OPT, S_OPT, Call, Field, S, op
+from chatd.services.ops import BODY_OPT, I_OPT, S_OPT, Call, Field, S, op
 from chatd.services.wordlists import WordLists
 from chatd.store import AuditEntry, Report, ReviewItem, Store, User
 
@@ -147,7 +147,7 @@ class ModerationService:
             raise BadRequest("queue must be review or reports", field="queue")
         return {"items": items, "next": off + lim if len(items) == lim else None}
 
-    @op("mod.resolve", auth="moderator", item=S, action=S, duration=I_OPT, note=S_OPT)
+    @op("mod.resolve", auth="moderator", item=S, action=S, duration=I_OPT, note=BODY_OPT)
     async def resolve(self, call: Call, item: str, action: str, duration: int | None = None,
                       note: str = "") -> dict[str, Any]:
         """Resolve a queue item (``m:<id>``, ``p:<id>`` or ``r:<id>``) with an action."""
@@ -225,7 +225,7 @@ class ModerationService:
                             reason="moderator")
         return user
 
-    @op("mod.warn", auth="moderator", user=S, note=S_OPT)
+    @op("mod.warn", auth="moderator", user=S, note=BODY_OPT)
     async def warn(self, call: Call, user: str, note: str = "", audit: bool = True) -> None:
         user_id = UserId(user)
         await self._target(user_id)
@@ -234,7 +234,7 @@ class ModerationService:
         if audit:
             await self._audit(call.user, "warn", user_id, note)
 
-    @op("mod.mute", auth="moderator", user=S, duration=Field(int), note=S_OPT)
+    @op("mod.mute", auth="moderator", user=S, duration=Field(int), note=BODY_OPT)
     async def mute(self, call: Call, user: str, duration: int | None, note: str = "",
                    audit: bool = True) -> dict[str, Any]:
         """Mute for ``duration`` seconds (required; 0 lifts the mute)."""
@@ -251,7 +251,7 @@ class ModerationService:
                               f"until={until} {_note(note)}".strip())
         return {"until": until}
 
-    @op("mod.ban", auth="moderator", user=S, duration=I_OPT, note=S_OPT)
+    @op("mod.ban", auth="moderator", user=S, duration=I_OPT, note=BODY_OPT)
     async def ban(self, call: Call, user: str, duration: int | None = None, note: str = "",
                   audit: bool = True) -> dict[str, Any]:
         """Ban for ``duration`` seconds (none: for good). Every session ends on every node."""

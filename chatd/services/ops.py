@@ -2,11 +2,13 @@
 
 An op is declared once, on the method that does it::
 
-    @op("msg.send", conv=S, body=S, cid=S_OPT)
+    @op("msg.send", conv=S, body=BODY, cid=S_OPT)
     async def send(self, call: Call, conv: str, body: str, cid: str | None = None) -> Reply:
 
 The decorator records the wire name, the fields (validated by :mod:`chatd.protocol` before
-the method runs, then passed as keyword arguments) and who may call it. :func:`op_specs`
+the method runs, then passed as keyword arguments) and who may call it. User-written text is
+declared as such (``LINE``, ``BODY``) so the edge refuses control characters, bidi overrides
+and invisible-only text in it, with no check in the service. :func:`op_specs`
 merges the declarations of the service classes into the table the protocol layer receives as
 data; :func:`bind_ops` binds them to the service instances for the dispatcher.
 
@@ -27,8 +29,12 @@ from chatd.ids import ConvId, UserId
 from chatd.protocol.envelope import AuthLevel, Field, OpSpec
 
 __all__ = [
+    "BODY",
+    "BODY_OPT",
     "B_OPT",
     "I_OPT",
+    "LINE",
+    "LINE_OPT",
     "STR_LIST",
     "S_OPT",
     "Attach",
@@ -50,6 +56,12 @@ S_OPT: Final = Field(str, required=False)
 I_OPT: Final = Field(int, required=False)
 B_OPT: Final = Field(bool, required=False)
 STR_LIST: Final = Field(list, items=str)
+#: User-written text, checked at the edge (:mod:`chatd.protocol.text`): single-line text shown
+#: to others (nicknames, a city), and multi-line text (bodies, bios, report texts, notes).
+LINE: Final = Field(str, text="line")
+LINE_OPT: Final = Field(str, required=False, text="line")
+BODY: Final = Field(str, text="body")
+BODY_OPT: Final = Field(str, required=False, text="body")
 
 _MARK: Final = "__chatd_op__"
 

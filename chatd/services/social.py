@@ -17,7 +17,7 @@ from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatd.ids import ConvId, UserId
 from chatd.services.moderation import MODERATOR, page, report_wire
-from chatd.services.ops import I_OPT, S_OPT, Call, S, op
+from chatd.services.ops import BODY, BODY_OPT, I_OPT, LINE_OPT, S_OPT, Call, S, op
 from chatd.services.privacy import consents_of
 from chatd.services.text import TextGate
 from chatd.store import Post, Report, Store
@@ -45,7 +45,7 @@ class SocialService:
 
     # --- posts ---------------------------------------------------------------------------
 
-    @op("post.create", body=S, group=S_OPT, city=S_OPT)
+    @op("post.create", body=BODY, group=S_OPT, city=LINE_OPT)
     async def create_post(self, call: Call, body: str, group: str | None = None,
                           city: str | None = None) -> dict[str, Any]:
         """Filter the text (block → ``filtered``, mask → stored masked, review → flagged)."""
@@ -153,7 +153,7 @@ class SocialService:
 
     # --- reports -------------------------------------------------------------------------
 
-    @op("report", kind=S, target=S, reason=S, text=S_OPT)
+    @op("report", kind=S, target=S, reason=S, text=BODY_OPT)
     async def report(self, call: Call, kind: str, target: str, reason: str,
                      text: str | None = None) -> dict[str, Any]:
         """Store a report (never published, not filtered: moderators read it as written)."""
