@@ -29,7 +29,7 @@ GOOD_LINE = ["小明", "李 雷", "Zoë", FAMILY, RAINBOW, FLAGS, KEYCAP, THUMB,
              "مرحبا", "נועה", "a\u200bb", "ピカチュウ⚡", "김민지"]
 BAD_LINE_ONLY = ["a\nb", "a\tb", "\u202eevil", "adm\u202din", "\u2066admin\u2069",
                  "x\u202a", "a\u2028b", "a\u2029b"]
-CONTROLS = ["a\x07b", "\x1b[31mred", "a\rb", "a\x7f", "a\x85b", "\x01"]
+CONTROLS = ["a\x07b", "\x1b[31mred", "a\x7f", "a\x85b", "\x01"]
 GOOD_BODY = ["第一行\n第二行", "tab\tseparated", f"{FAMILY} family", RAINBOW, "😀",
              "English 中文 عربى mixed", "a\u200bb", "   padded   ", "\u2067שלום\u2069 hi",
              f"{ENGLAND}\n{FLAGS}\n\n{KEYCAP}"]
@@ -147,3 +147,9 @@ async def test_bio_city_report_text_and_moderator_notes(server: ChatServer, url:
     assert (await other.next_event("mod.notice"))["reason"] == "请注意 🙏\n谢谢"
     for x in (c, other, mod):
         await x.close()
+
+
+def test_bodies_may_end_lines_with_crlf() -> None:
+    from chatd.protocol.text import text_problem
+    assert text_problem("第一行\r\n第二行", "body") is None
+    assert text_problem("no\r\nbreaks", "line") is not None

@@ -11,7 +11,8 @@ Rules:
 - ``line``: no control character at all (Unicode category Cc, so no newline or tab either),
   no line or paragraph separator (U+2028, U+2029), and no bidi embedding, override or isolate
   (U+202A–U+202E, U+2066–U+2069), which can make a name read as something else.
-- ``body``: no control character other than newline and tab.
+- ``body``: no control character other than newline, carriage return and tab (clients on
+  Windows send CRLF line ends).
 - Both: text that is not blank (it has something left after ``str.strip()``) must not be made
   only of invisible characters: whitespace, format characters (Cf: zero-width space and
   joiners, bidi marks, the BOM, tag characters...), variation selectors, the combining
@@ -35,7 +36,7 @@ TextKind = Literal["line", "body"]
 #: Embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069).
 BIDI_CONTROLS: Final = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 _LINE_BREAKS: Final = frozenset("\u2028\u2029")
-_BODY_CONTROLS_OK: Final = frozenset("\n\t")
+_BODY_CONTROLS_OK: Final = frozenset("\n\r\t")
 # Characters that render as nothing but are letters or symbols by category.
 _BLANK_FILLERS: Final = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
 
@@ -54,7 +55,7 @@ def text_problem(value: str, kind: TextKind) -> str | None:
     """What is wrong with ``value`` as text of this kind, or ``None`` when it is fine."""
     # Fast path: a printable string has no Cc, Cf, Zl or Zp character at all.
     printable = value.isprintable() if kind == "line" else \
-        value.replace("\n", "").replace("\t", "").isprintable()
+        value.replace("\n", "").replace("\r", "").replace("\t", "").isprintable()
     for ch in () if printable else value:
         if unicodedata.category(ch) == "Cc" and (kind == "line" or ch not in _BODY_CONTROLS_OK):
             return "must not hold control characters"
