@@ -73,7 +73,8 @@ class App:
                                config.wordlist_poll_interval)
         self.node.on_sys = self.words.on_notice
         self.moderation = ModerationService(self.store, self.node, self.words)
-        self.privacy = PrivacyService(self.store, self.node, self.accounts, self.matching)
+        self.privacy = PrivacyService(self.store, self.node, self.accounts, self.matching,
+                                      sms_purge_interval=config.sms_purge_interval)
         self.social = SocialService(config, self.store, text, self.catalog)
         self._ops: dict[str, BoundOp] = bind_ops(self.accounts, self.chat, self.matching,
                                                  self.social, self.privacy, self.moderation)
@@ -90,11 +91,13 @@ class App:
         await self.words.start()
         await self.node.start()
         await self.matching.start()
+        await self.privacy.start()
         if isinstance(self.sms, DevSmsProvider):
             log.warning("the development SMS provider is active: codes are returned to clients "
                         "as dev_code and never sent; do not use it in production")
 
     async def close(self) -> None:
+        await self.privacy.close()
         await self.words.close()
         await self.matching.close()
         await self.node.close()

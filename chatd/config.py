@@ -68,6 +68,7 @@ class Config:
     login_failures_per_phone: int = 10
     login_failures_per_address: int = 50
     session_ttl_days: int = 30
+    sms_purge_interval: float = 600.0
     # Text
     wordlists: tuple[str, ...] = ()
     max_message_chars: int = 2000
@@ -142,6 +143,7 @@ SETTINGS_HELP: dict[str, str] = {
     "login_failures_per_phone": "failed logins per phone per 15 minutes before rate_limited",
     "login_failures_per_address": "failed logins per address per 15 minutes before rate_limited",
     "session_ttl_days": "days a session token stays valid",
+    "sms_purge_interval": "seconds between two purges of expired SMS codes",
     "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
     "max_message_chars": "longest message body in characters",
     "wordlist_poll_interval": "seconds between two checks of the stored word-list version",
@@ -238,7 +240,7 @@ def _validate(c: Config) -> None:
     if c.max_frame_bytes < 1024:
         raise bad("max_frame_bytes", "must be at least 1024")
     for name in ("ping_interval", "ping_timeout", "idle_timeout", "rate_per_second",
-                 "presence_ttl", "open_timeout"):
+                 "presence_ttl", "open_timeout", "sms_purge_interval"):
         if getattr(c, name) <= 0:
             raise bad(name, "must be positive")
     for name in ("rate_burst", "max_inflight", "outbound_queue_bytes", "sms_code_ttl",

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
+import secrets
+import time
+from pathlib import Path
 
 import pytest
 
 from chatd.client import Client
+from chatd.config import Config
+from chatd.server import ChatServer
 from tests.conftest import new_phone, registered, t
+from tests.test_chat_e2e import matched
 
 
 async def test_consents_shown_by_me_and_export(url: str) -> None:
@@ -160,3 +167,109 @@ def test_no_personal_data_in_a_node_log_file(node_process) -> None:
     assert "listening" in text
     assert _secrets_in(text, secrets) == []
     assert not re.search(r"\+86\d{11}", text)
+
+
+def _files_holding(data_dir: Path, markers: list[bytes]) -> dict[str, list[bytes]]:
+    found: dict[str, list[bytes]] = {}
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            raw = path.read_bytes()
+            hits = [m for m in markers if m in raw]
+            if hits:
+                found[path.name] = hits
+    return found
+
+
+async def test_erased_account_leaves_no_bytes_in_the_data_dir(config: Config, url: str) -> None:
+    """After ``account.delete`` no file under the data dir (main file, WAL, shm) holds any of
+    the user's texts or phones, the phone they had before a ``phone.rebind`` included."""
+    tag = secrets.token_hex(4)
+    old_phone, new_phone_ = new_phone(), new_phone()
+    texts = {k: f"{k}{tag}zq" for k in ("nick", "bio", "msgbody", "postbody", "searchq",
+                                         "reportnote")}
+    a = await Client.connect(url)
+    await a.register(old_phone, password="erase me 123", nickname=texts["nick"],
+                     interests=["music.rock"])
+    b = await registered(url, ["music.rock"])
+    await a.call("sms.send", phone=old_phone, purpose="login")  # a code of the old phone
+    code = (await a.call("sms.send", phone=new_phone_, purpose="rebind"))["dev_code"]
+    await a.call("phone.rebind", phone=new_phone_, code=code)
+    await a.call("profile.update", bio=texts["bio"])
+    for n in range(3):
+        await a.call("msg.send", conv="g:music.rock", body=f"{texts['msgbody']}{n}")
+    await a.call("post.create", body=texts["postbody"])
+    await a.call("search", q=texts["searchq"])
+    await a.call("report", kind="user", target=b.user["id"], reason="spam",  # type: ignore[index]
+                 text=texts["reportnote"])
+    markers = [s.encode() for s in (*texts.values(), old_phone, new_phone_)]
+    assert _files_holding(config.data_dir, markers)  # the test sees the data before
+    await a.call("account.delete", password="erase me 123")
+    await asyncio.wait_for(a.ws.wait_closed(), t(5))
+    await b.call("msg.send", conv="g:music.rock", body="life goes on")
+    deadline = time.monotonic() + t(5)
+    for _ in range(1000):  # the checkpoint follows the commit: poll the files
+        left = _files_holding(config.data_dir, markers)
+        if not left or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert left == {}
+    await b.close()
+
+
+async def test_export_shows_sms_codes_and_moderation_state(url: str) -> None:
+    phone = new_phone()
+    a = await Client.connect(url)
+    await a.register(phone, nickname="导出码", interests=["music.rock"])
+    await a.call("sms.send", phone=phone, purpose="login")
+    flagged = await a.call("msg.send", conv="g:music.rock", body="说说敏感话题")
+    await a.call("msg.send", conv="g:music.rock", body="平常")
+    export = (await a.call("account.export"))["export"]
+    codes = export["sms_codes"]
+    assert [c["purpose"] for c in codes] == ["register", "login"]
+    assert set(codes[0]) == {"purpose", "created_at", "expires_at", "used", "attempts"}
+    assert codes[0]["used"] is True and codes[1]["used"] is False
+    assert codes[1]["expires_at"] > codes[1]["created_at"] and codes[1]["attempts"] == 0
+    by_id = {m["id"]: m for m in export["messages"]}
+    assert by_id[flagged["id"]]["flagged"] is True
+    assert [m["flagged"] for m in export["messages"] if m["id"] != flagged["id"]] == [False]
+    assert all(p["flagged"] is False for p in export["posts"])
+    await a.close()
+
+
+async def test_export_keeps_a_left_direct_conversation(url: str) -> None:
+    a, b, fa, _ = await matched(url, ["pet.cat"], ["pet.cat"])
+    conv = fa["conv"]
+    await a.call("msg.send", conv=conv, body="再见")
+    await a.call("conv.leave", conv=conv)
+    export = (await a.call("account.export"))["export"]
+    left = [c for c in export["conversations"] if c["conv"] == conv]
+    assert len(left) == 1 and left[0]["kind"] == "direct"
+    assert left[0]["left_at"] is not None and left[0]["joined_at"] <= left[0]["left_at"]
+    assert [m["body"] for m in export["messages"] if m["conv"] == conv] == ["再见"]
+    for c in (a, b):
+        await c.close()
+
+
+async def test_expired_sms_codes_are_purged_on_a_schedule(config: Config) -> None:
+    srv = ChatServer(dataclasses.replace(config, sms_purge_interval=0.05))
+    await srv.start()
+    try:
+        store = srv.app.store
+        now = int(time.time() * 1000)
+        old, fresh = "+8613900000001", "+8613900000002"
+        await store.add_sms_code(old, "login", b"h" * 32, now - 2 * 86_400_000,
+                                 now - 2 * 86_400_000 + 300_000)
+        await store.add_sms_code(fresh, "login", b"f" * 32, now - 600_000, now - 300_000)
+        deadline = time.monotonic() + t(5)
+        while time.monotonic() < deadline:
+            if await store.latest_sms_code(old, "login") is None:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.latest_sms_code(old, "login") is None
+        kept = await store.latest_sms_code(fresh, "login")
+        # Still counted by the SMS limits (a day back), but the expired code's hash is gone.
+        assert kept is not None and kept.code_hash == b""
+        assert await store.sms_sends_since(fresh, now - 86_400_000) == [now - 600_000]
+    finally:
+        await srv.stop()
+    assert srv.app.privacy.purging is False

@@ -340,6 +340,8 @@ class AccountService:
         if await self.store.get_user_by_phone(phone) is not None:
             raise Conflict("this phone belongs to another account")
         await self._consume_code(phone, "rebind", args["code"])
+        # The old phone's SMS codes are erased with it, not kept with the account (privacy).
+        await self.store.erase_sms_codes_of(user_id)
         try:
             await self.store.set_phone(user_id, phone)
         except DuplicateError:

@@ -5,10 +5,15 @@ Consents and their defaults (privacy by default: only search history is on until
 ``search_history`` (keep my queries; on). Turning ``location`` off also removes the city from
 the user's existing posts; turning ``search_history`` off also erases the stored history:
 the choice is honoured at once, for the past as well as the future.
+
+SMS codes are purged every ``sms_purge_interval`` seconds by one tracked task (``start()``,
+``close()``): an expired code loses its hash at once, a code row goes once it is older than
+the longest window the SMS limits count (a day).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +24,7 @@ from chatd.ids import UserId
 from chatd.node import Node
 from chatd.services.ops import B_OPT, S_OPT, Call, End, Outcome, op
 from chatd.store import Store
+from chatd.tasks import stop_task
 
 if TYPE_CHECKING:
     from chatd.services.accounts import AccountService
@@ -29,6 +35,10 @@ __all__ = ["CONSENT_DEFAULTS", "FrameLogFilter", "PrivacyService", "consents_of"
 
 CONSENT_DEFAULTS: Final[dict[str, bool]] = {"marketing": False, "location": False,
                                             "search_history": True}
+# Code rows are kept this long: the longest window an SMS limit counts (accounts.DAY_MS).
+SMS_KEEP_MS: Final = 86_400_000
+
+log = logging.getLogger("chatd.privacy")
 
 
 class FrameLogFilter(logging.Filter):
@@ -59,12 +69,40 @@ async def consents_of(store: Store, user_id: UserId) -> dict[str, bool]:
 class PrivacyService:
     def __init__(self, store: Store, node: Node, accounts: AccountService,
                  matching: MatchService,
-                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 sms_purge_interval: float = 600.0) -> None:
         self.store = store
         self.node = node
         self.accounts = accounts
         self.matching = matching
         self._now = now_ms
+        self.sms_purge_interval = sms_purge_interval
+        self._purge: asyncio.Task[None] | None = None
+
+    @property
+    def purging(self) -> bool:
+        """True while the purge task runs."""
+        return self._purge is not None and not self._purge.done()
+
+    async def start(self) -> None:
+        self._purge = asyncio.create_task(self._purge_forever(), name="chatd-sms-purge")
+
+    async def close(self) -> None:
+        task, self._purge = self._purge, None
+        await stop_task(task)
+
+    async def purge_sms_codes(self) -> int:
+        now = self._now()
+        return await self.store.purge_sms_codes(expired_before=now,
+                                                sent_before=now - SMS_KEEP_MS)
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                await self.purge_sms_codes()
+            except Exception:  # the store is down: try again next time
+                log.exception("SMS code purge failed")
+            await asyncio.sleep(self.sms_purge_interval)
 
     @op("consent.set", marketing=B_OPT, location=B_OPT, search_history=B_OPT)
     async def set_consents(self, call: Call, **changes: bool) -> dict[str, Any]:
@@ -101,17 +139,23 @@ class PrivacyService:
                      "expires_at": s.expires_at}
                     for s in await self.store.user_sessions(user_id)]
         messages = [{"conv": m.conv, "id": m.id, "seq": m.seq, "body": m.body, "ts": m.ts,
-                     "deleted": m.deleted} for m in await self.store.messages_by(user_id)]
-        posts = [{"id": p.id, "body": p.body, "ts": p.ts, "group": p.group, "city": p.city}
-                 for p in await self.store.posts_by(user_id)]
+                     "deleted": m.deleted, "flagged": m.flagged}
+                    for m in await self.store.messages_by(user_id)]
+        posts = [{"id": p.id, "body": p.body, "ts": p.ts, "group": p.group, "city": p.city,
+                  "flagged": p.flagged} for p in await self.store.posts_by(user_id)]
+        # Metadata only: the hash of a code never leaves the store.
+        sms_codes = [{"purpose": s.purpose, "created_at": s.created_at,
+                      "expires_at": s.expires_at, "used": s.used, "attempts": s.attempts}
+                     for s in await self.store.sms_codes_of(user_id)]
         history = [{"q": q, "ts": ts}
                    for q, ts in await self.store.search_history(user_id, 10_000)]
         reports = [{"id": r.id, "kind": r.kind, "target": r.target, "reason": r.reason,
                     "text": r.note, "count": r.count, "state": r.state,
                     "resolution": r.resolution, "created_at": r.created_at,
                     "updated_at": r.updated_at} for r in await self.store.reports_by(user_id)]
-        convs = [{"conv": c.id, "kind": c.kind, "read_seq": c.read_seq}
-                 for c in await self.store.user_convs(user_id)]
+        convs = [{"conv": m.conv, "kind": m.kind, "read_seq": m.read_seq,
+                  "joined_at": m.joined_at, "left_at": m.left_at}
+                 for m in await self.store.memberships_of(user_id)]
         sanctions = [{"action": e.action, "ts": e.ts, "detail": e.detail}
                      for e in await self.store.audit_log(None, 1000, user_id)]
         return {
@@ -130,6 +174,7 @@ class PrivacyService:
             "reports": reports,
             "blocked_users": sorted(await self.store.blocked_by(user_id)),
             "moderation": sanctions,
+            "sms_codes": sms_codes,
         }
 
     @op("account.delete", password=S_OPT, code=S_OPT)

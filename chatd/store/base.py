@@ -20,6 +20,7 @@ __all__ = [
     "ConvId",
     "ConvSummary",
     "DuplicateError",
+    "Membership",
     "Message",
     "Post",
     "Report",
@@ -99,6 +100,8 @@ class Message:
     ts: int
     # Removed by a moderator or anonymised by an account deletion: body is "", seq is kept.
     deleted: bool = False
+    # Held for review by the word filter (read by the export; not part of the wire form).
+    flagged: bool = False
 
     def wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"t": "msg", "conv": self.conv, "id": self.id,
@@ -124,6 +127,17 @@ class ConvSummary:
     read_seq: int
     peer: UserId | None
     closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A user's membership of a conversation, current or left (the export's view)."""
+
+    conv: ConvId
+    kind: ConvKind
+    joined_at: int
+    left_at: int | None
+    read_seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,4 +377,8 @@ class Store(Protocol):
     async def user_sessions(self, user_id: UserId) -> list[SessionRow]: ...
     async def messages_by(self, user_id: UserId) -> list[Message]: ...
     async def posts_by(self, user_id: UserId) -> list[Post]: ...
+    async def memberships_of(self, user_id: UserId) -> list[Membership]: ...
+    async def sms_codes_of(self, user_id: UserId) -> list[SmsCodeRow]: ...
+    async def erase_sms_codes_of(self, user_id: UserId) -> None: ...
+    async def purge_sms_codes(self, expired_before: int, sent_before: int) -> int: ...
     async def delete_account(self, user_id: UserId) -> list[bytes]: ...

@@ -36,7 +36,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         finally:
             await conn.close()
 
-    return Backend("postgres", lambda: PostgresStore(dsn, min_size=1, max_size=10), raw_pg)
+    return Backend("postgres", lambda: PostgresStore(dsn, min_size=1, max_size=10), raw_pg,
+                   dsn)
 
 
 @pytest.fixture

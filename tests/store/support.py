@@ -47,6 +47,7 @@ class Backend:
     make: Callable[[], Store]
     # Runs one SQL statement behind the store's back (for columns the protocol cannot set).
     raw: Callable[[str, tuple[object, ...]], Awaitable[None]]
+    dsn: str = ""  # PostgreSQL: the test database, for tests that look below the store
 
 
 async def new_user(store: Store, interests: tuple[str, ...] = (),

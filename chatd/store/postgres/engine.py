@@ -6,15 +6,22 @@ transaction-scoped advisory lock, so nodes starting together apply each migratio
 Unique violations raise :class:`DuplicateError`; every other database or connection failure
 raises :class:`StoreError`.
 
+Erasure: a deleted or updated row stays in its table as a dead tuple (readable in the data
+files, not through SQL) until VACUUM removes it. A write that erases personal data calls
+:meth:`Engine._vacuum_soon` with the tables it touched: one background task (tracked; awaited
+up to 5 s, then cancelled, by ``close()``) runs ``VACUUM`` of them outside any transaction,
+off the request path, coalescing the erasures that come meanwhile.
+
 The domain modules (accounts, chat, social, moderation, privacy) subclass :class:`Engine`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final
 
 import asyncpg
@@ -49,6 +56,9 @@ class Engine:
         # every write is its own transaction, so they grow together.
         self.commits = 0
         self.jobs_run = 0
+        self._vacuum_due: set[str] = set()
+        self._vacuum: asyncio.Task[None] | None = None
+        self.vacuums = 0
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -71,6 +81,10 @@ class Engine:
         self._pool = pool
 
     async def close(self) -> None:
+        task, self._vacuum = self._vacuum, None
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -107,6 +121,24 @@ class Engine:
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
         async with self._conn() as c:
             return list(await c.fetch(sql, *args))
+
+    def _vacuum_soon(self, tables: Iterable[str]) -> None:
+        """VACUUM ``tables`` in the background once the current erasures committed."""
+        self._vacuum_due.update(tables)
+        if self._vacuum is None or self._vacuum.done():
+            self._vacuum = asyncio.get_running_loop().create_task(self._vacuum_loop(),
+                                                                  name="chatd-pg-vacuum")
+
+    async def _vacuum_loop(self) -> None:
+        while self._vacuum_due and self._pool is not None:
+            tables, self._vacuum_due = sorted(self._vacuum_due), set()
+            try:
+                async with self._conn() as c:  # no transaction: VACUUM cannot run in one
+                    await c.execute("VACUUM " + ", ".join(tables))
+                self.vacuums += 1
+            except StoreError as exc:
+                log.error("VACUUM after an erasure failed (autovacuum will do it): %s", exc)
+                return
 
     def _committed(self) -> None:
         self.commits += 1

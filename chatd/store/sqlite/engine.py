@@ -6,6 +6,13 @@ load many messages share one fsync, which is what keeps durability from capping 
 If a job raises, the batch is replayed with a savepoint per job, so one failing job does not
 undo the others. A job's future resolves only after its transaction committed.
 
+Erasure: ``secure_delete`` is on, so SQLite overwrites deleted content with zeros in the pages
+it writes; but the WAL still holds the earlier versions of those pages. A job that erases
+personal data calls :meth:`Engine._erased`; after its batch committed (and its futures were
+settled), the worker checkpoints the WAL with ``TRUNCATE``, which copies the zeroed pages into
+the main file and cuts the WAL to zero bytes. A checkpoint another process blocks (a second
+node on the same file reading) is retried after the next batch, or within a second.
+
 The domain modules (accounts, chat, social, moderation, privacy) subclass :class:`Engine` and
 submit their SQL as jobs through :meth:`Engine._run`.
 """
@@ -51,6 +58,9 @@ class Engine:
         self._conn: sqlite3.Connection | None = None
         self.commits = 0  # transactions committed (group-commit measurement)
         self.jobs_run = 0
+        # Set by a job on the worker thread that erased personal data: checkpoint the WAL.
+        self._erasure_due = False
+        self.erasure_checkpoints = 0
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -78,6 +88,8 @@ class Engine:
         conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
+        # Deleted and overwritten content is zeroed, not left in free space (account erasure).
+        conn.execute("PRAGMA secure_delete=ON")
         _migrate(conn)
         return conn
 
@@ -95,7 +107,12 @@ class Engine:
         assert conn is not None
         stopping = False
         while not stopping:
-            first = self._jobs.get()
+            try:
+                # A blocked checkpoint is retried within a second even when no job comes.
+                first = self._jobs.get(timeout=1.0) if self._erasure_due else self._jobs.get()
+            except queue.Empty:
+                self._checkpoint(conn)
+                continue
             if first is _STOP:
                 break
             batch: list[Job] = [first]  # type: ignore[list-item]
@@ -109,6 +126,8 @@ class Engine:
                     break
                 batch.append(nxt)  # type: ignore[arg-type]
             self._run_batch(conn, batch)
+            if self._erasure_due:
+                self._checkpoint(conn)
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
@@ -160,6 +179,23 @@ class Engine:
                 results.append((value, None))
         conn.execute("COMMIT")
         return results
+
+    def _erased(self) -> None:
+        """Called by a job (on the worker thread) that erased personal data: checkpoint the
+        WAL with TRUNCATE once the batch committed."""
+        self._erasure_due = True
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.error("checkpoint after an erasure failed: %s", exc)
+            return
+        if busy:
+            log.warning("checkpoint after an erasure blocked by a reader; retried later")
+            return
+        self._erasure_due = False
+        self.erasure_checkpoints += 1
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None:
