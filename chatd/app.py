@@ -13,14 +13,16 @@ import logging
 import secrets
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from chatd.broker import Broker, MemoryBroker
 from chatd.catalog import Catalog
 from chatd.config import Config
 from chatd.datadir import DataDirClaim
+from chatd.errors import RateLimited
 from chatd.hub import Conn, Hub
 from chatd.ids import ConvId
+from chatd.limits import Counters, MemoryCounters
 from chatd.matching import MatchConfig
 from chatd.metrics import Metrics
 from chatd.node import Node
@@ -44,6 +46,15 @@ __all__ = ["App"]
 
 log = logging.getLogger("chatd.app")
 
+#: Limits per user, across the user's connections (and nodes, when the counters are Redis'):
+#: op -> (the Config setting of its count, window in ms). Checked in :meth:`App.handle`.
+USER_LIMITS: Final = {
+    "msg.send": ("user_messages_per_minute", 60_000),
+    "match.start": ("user_matches_per_minute", 60_000),
+    "report": ("user_reports_per_hour", 3_600_000),
+    "sms.send": ("user_sms_per_hour", 3_600_000),
+}
+
 
 class App:
     def __init__(self, config: Config) -> None:
@@ -60,10 +71,12 @@ class App:
         self.hub = Hub()
         self.broker, presence, queue = make_backends(config, self.node_id)
         self.node = Node(self.hub, self.broker, config.key_prefix, presence, self._catch_up)
+        self.counters = make_counters(config, self.broker)
         self.data_dir = DataDirClaim(config.data_dir, shared=not self.broker.local_only) \
             if config.store == "sqlite" else None
         self.accounts = AccountService(config, self.store, self.node, self.sms, self.catalog,
-                                       text, read_secret(config.data_dir))
+                                       text, read_secret(config.data_dir),
+                                       counters=self.counters)
         self.chat = ChatService(config, self.store, self.node, text)
         self.matching = MatchService(MatchConfig(
             any_shared_after=config.match_any_shared_after,
@@ -80,6 +93,9 @@ class App:
                                                  self.social, self.privacy, self.moderation)
         #: The op table the protocol layer validates requests against.
         self.ops: OpTable = {name: bound.spec for name, bound in self._ops.items()}
+        self._user_limits: dict[str, tuple[str, int, int]] = {
+            name: (f"u:{name}:", getattr(config, setting), window)
+            for name, (setting, window) in USER_LIMITS.items() if name in self._ops}
         self._stamp: asyncio.Task[None] | None = None
         self.draining = False
 
@@ -117,6 +133,15 @@ class App:
 
     async def handle(self, call: Call, request: Request) -> Reply:
         bound = self._ops[request.op]
+        rule = self._user_limits.get(request.op)
+        if rule is not None and call.user_id is not None:
+            key, limit, window = rule
+            # In memory (one node) no await: the hot path stays a dict lookup.
+            wait = self.counters.hit_now(key + call.user_id, limit, window)
+            if wait is None:
+                wait = await self.counters.hit(key + call.user_id, limit, window)
+            if wait:
+                raise RateLimited(wait, f"slow down: {request.op} limit of this account")
         if bound.spec.auth == "moderator":
             await self.moderation.require(call.user)
         return await bound.run(call, **request.args)
@@ -148,6 +173,17 @@ def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, Match
                 RedisPresence(broker.client, node_id, config.key_prefix, config.presence_ttl),
                 RedisMatchQueue(broker.client, node_id, config.key_prefix))
     return MemoryBroker(), MemoryPresence(), MemoryMatchQueue()
+
+
+def make_counters(config: Config, broker: Broker) -> Counters:
+    """Abuse counters shared by the nodes: Redis' with the Redis broker (its client), else
+    this process' own (a node alone: its limits live in memory)."""
+    if config.broker == "redis":
+        from chatd.broker.redis import RedisBroker
+        from chatd.limits.redis import RedisCounters
+        assert isinstance(broker, RedisBroker)
+        return RedisCounters(broker.client, config.key_prefix)
+    return MemoryCounters()
 
 
 def load_filter(config: Config) -> WordFilter:

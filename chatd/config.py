@@ -69,6 +69,11 @@ class Config:
     login_failures_per_address: int = 50
     session_ttl_days: int = 30
     sms_purge_interval: float = 600.0
+    # Per-user limits, across the user's connections (and nodes, with the Redis broker)
+    user_messages_per_minute: int = 120
+    user_matches_per_minute: int = 20
+    user_reports_per_hour: int = 20
+    user_sms_per_hour: int = 10
     # Text
     wordlists: tuple[str, ...] = ()
     max_message_chars: int = 2000
@@ -142,6 +147,10 @@ SETTINGS_HELP: dict[str, str] = {
     "sms_global_hourly": "codes the whole deployment sends per hour (SMS costs money)",
     "login_failures_per_phone": "failed logins per phone per 15 minutes before rate_limited",
     "login_failures_per_address": "failed logins per address per 15 minutes before rate_limited",
+    "user_messages_per_minute": "msg.send per user per minute, all connections and nodes",
+    "user_matches_per_minute": "match.start per user per minute, all connections and nodes",
+    "user_reports_per_hour": "report per user per hour, all connections and nodes",
+    "user_sms_per_hour": "sms.send per logged-in user per hour, all connections and nodes",
     "session_ttl_days": "days a session token stays valid",
     "sms_purge_interval": "seconds between two purges of expired SMS codes",
     "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
@@ -247,7 +256,9 @@ def _validate(c: Config) -> None:
                  "sms_daily_limit", "sms_code_attempts", "session_ttl_days", "max_message_chars",
                  "sms_address_hourly", "login_failures_per_phone", "max_conns_per_address",
                  "sms_global_hourly",
-                 "login_failures_per_address", "max_post_chars", "search_history_keep"):
+                 "login_failures_per_address", "max_post_chars", "search_history_keep",
+                 "user_messages_per_minute", "user_matches_per_minute", "user_reports_per_hour",
+                 "user_sms_per_hour"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
     if c.shutdown_grace < 0:

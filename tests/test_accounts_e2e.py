@@ -68,8 +68,12 @@ async def test_register_errors(url: str) -> None:
         ok = await c.call("register", **base)
         assert ok["token"]
     async with await Client.connect(url) as c2:
-        # The phone is taken now: conflict (the only place registration is revealed).
+        # The phone is taken now, but a wrong code reveals nothing: invalid_code. Only the
+        # owner of a right code learns it (conflict).
         r = await c2.request("register", **{**base, "code": "123456"})
+        assert r["code"] == "invalid_code"
+        fresh = await code_for(c2, phone, "register")
+        r = await c2.request("register", **{**base, "code": fresh})
         assert r["code"] == "conflict"
 
 
@@ -233,7 +237,11 @@ async def test_phone_rebind(url: str) -> None:
     await other.register(taken)
     async with await Client.connect(url) as c:
         await c.register(old, password="password-1")
+        # A wrong code says nothing of the phone; a right one (its owner's) says it is taken.
         assert (await c.request("phone.rebind", phone=taken, code="123456"))["code"] == \
+            "invalid_code"
+        taken_code = await code_for(c, taken, "rebind")
+        assert (await c.request("phone.rebind", phone=taken, code=taken_code))["code"] == \
             "conflict"
         code = await code_for(c, new, "rebind")
         me = await c.call("phone.rebind", phone=new, code=code)

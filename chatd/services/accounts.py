@@ -29,8 +29,8 @@ from chatd.errors import (
     Underage,
 )
 from chatd.ids import ConvId, UserId
+from chatd.limits import Counters, MemoryCounters
 from chatd.node import Node
-from chatd.services.limits import WindowLimiter
 from chatd.services.ops import (
     BODY_OPT,
     LINE,
@@ -66,6 +66,7 @@ MAX_NICKNAME: Final = 20
 MAX_BIO: Final = 200
 # The matcher indexes pairs of tags: keep the per-user count small.
 MAX_INTERESTS: Final = 10
+FAILURE_WINDOW_MS: Final = 15 * 60_000
 
 
 def hash_token(token: str) -> bytes:
@@ -83,7 +84,8 @@ class LoginResult:
 class AccountService:
     def __init__(self, config: Config, store: Store, node: Node, sms: SmsProvider,
                  catalog: Catalog, text: TextGate, secret: bytes,
-                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 counters: Counters | None = None) -> None:
         self.config = config
         self.store = store
         self.node = node
@@ -94,10 +96,12 @@ class AccountService:
         self._now = now_ms
         # argon2id with the library's current recommended parameters.
         self._hasher = argon2.PasswordHasher()
-        # Guessing limits per phone and per client address (issue: account abuse).
-        self.login_failures = WindowLimiter(config.login_failures_per_phone, window=900)
-        self.address_failures = WindowLimiter(config.login_failures_per_address, window=900)
-        self.address_sms = WindowLimiter(config.sms_address_hourly, window=3600)
+        # Verified instead of a real hash for an unknown phone, so a wrong-password login takes
+        # as long whether the phone is registered or not (no enumeration by timing).
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(24))
+        # Guessing limits per phone and per client address, counted before the slow step and
+        # across nodes when the counters are Redis' (see chatd.limits).
+        self.counters: Counters = counters if counters is not None else MemoryCounters()
 
     # --- the connection ------------------------------------------------------------------
 
@@ -135,10 +139,11 @@ class AccountService:
             log.error("global SMS cap reached (%d per hour)", self.config.sms_global_hourly)
             raise RateLimited(60_000, "SMS service busy; try again later")
         if address:
-            wait = self.address_sms.retry_after_ms(address)
+            wait = await self.counters.hit(f"sms:a:{address}", self.config.sms_address_hourly,
+                                           HOUR_MS)
             if wait:
+                await self.counters.forgive(f"sms:a:{address}")
                 raise RateLimited(wait, "too many codes requested from this address")
-            self.address_sms.hit(address)
         code = f"{secrets.randbelow(1_000_000):06d}"
         ttl = self.config.sms_code_ttl
         await self.store.add_sms_code(phone, purpose, self._code_hash(phone, purpose, code),
@@ -158,15 +163,12 @@ class AccountService:
         return hmac.new(self._secret, f"{phone}|{purpose}|{code}".encode(), "sha256").digest()
 
     async def _consume_code(self, phone: str, purpose: str, code: str) -> None:
-        row = await self.store.latest_sms_code(phone, purpose)
-        now = self._now()
-        if row is None or row.used or row.expires_at <= now \
-                or row.attempts >= self.config.sms_code_attempts:
-            raise InvalidCode()
-        if not hmac.compare_digest(row.code_hash, self._code_hash(phone, purpose, code)):
-            await self.store.sms_code_failed(row.id)
-            raise InvalidCode()
-        if not await self.store.sms_code_used(row.id):
+        # Compared, counted and consumed in one store step: concurrent wrong tries burn the
+        # code after ``sms_code_attempts`` however they arrive.
+        tried = await self.store.try_sms_code(phone, purpose,
+                                              self._code_hash(phone, purpose, code),
+                                              self._now(), self.config.sms_code_attempts)
+        if tried != "ok":
             raise InvalidCode()
 
     # --- registration and login --------------------------------------------------------
@@ -185,9 +187,10 @@ class AccountService:
             raise BadRequest(f"gender must be one of {', '.join(GENDERS)}", field="gender")
         interests = self._interests(args["interests"])
         nickname = self._nickname(args["nickname"])
+        # The code first: only its owner may learn that the phone is taken.
+        await self._consume_code(phone, "register", args["code"])
         if await self.store.get_user_by_phone(phone) is not None:
             raise Conflict("this phone is registered already; log in instead")
-        await self._consume_code(phone, "register", args["code"])
         pw_hash = await asyncio.to_thread(self._hasher.hash, password)
         user = User(UserId(uuid.uuid4().hex), phone, pw_hash, birthdate.isoformat(), gender,
                     nickname, "", "user", self._now(), interests)
@@ -206,31 +209,43 @@ class AccountService:
         password, code = args.get("password"), args.get("code")
         if (password is None) == (code is None):
             raise BadRequest("give either 'password' or 'code'")
-        for limiter, key in ((self.login_failures, phone), (self.address_failures, address)):
-            wait = limiter.retry_after_ms(key) if key else 0
-            if wait:
-                raise RateLimited(wait, "too many failed logins; try later")
+        # Each attempt is counted (reserved) before the slow check and forgiven on success:
+        # parallel attempts cannot all pass a check made before the first one failed.
+        keys = await self._reserve(phone, address)
         user = await self.store.get_user_by_phone(phone)
         if code is not None:
-            try:
-                await self._consume_code(phone, "login", code)
-            except InvalidCode:
-                self._failed(phone, address)
-                raise
+            await self._consume_code(phone, "login", code)
             if user is None:
                 raise Unauthorized("no account for this phone; register first")
-        elif user is None or not await self._verify(user.pw_hash, password or ""):
-            self._failed(phone, address)
-            raise Unauthorized("phone or password is wrong")
-        assert user is not None
+        else:
+            # An unknown phone costs one argon2 verify too (no enumeration by timing).
+            ok = await self._verify(user.pw_hash if user else self._dummy_hash, password or "")
+            if user is None or not ok:
+                raise Unauthorized("phone or password is wrong")
+        # A success clears the phone's counter and forgives the address this attempt.
+        await self.counters.reset(keys[0])
+        await self._forgive(keys[1:])
         self._check_not_banned(user)
-        self.login_failures.reset(phone)
         return await self._attached(await self._new_session(user, args.get("device", "")))
 
-    def _failed(self, phone: str, address: str) -> None:
-        self.login_failures.hit(phone)
+    async def _reserve(self, phone: str, address: str) -> list[str]:
+        """Count one failed attempt of the phone (and the address) ahead of time; refused with
+        ``rate_limited`` when a limit is reached. The keys to forgive after a success."""
+        rules = [(f"login:p:{phone}", self.config.login_failures_per_phone)]
         if address:
-            self.address_failures.hit(address)
+            rules.append((f"login:a:{address}", self.config.login_failures_per_address))
+        keys: list[str] = []
+        for key, limit in rules:
+            wait = await self.counters.hit(key, limit, FAILURE_WINDOW_MS)
+            keys.append(key)
+            if wait:
+                await self._forgive(keys)
+                raise RateLimited(wait, "too many failed attempts; try later")
+        return keys
+
+    async def _forgive(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.counters.forgive(key)
 
     async def _verify(self, pw_hash: str, password: str) -> bool:
         def verify() -> bool:
@@ -282,22 +297,17 @@ class AccountService:
         purpose ``delete``. Failures count against the phone's failed-login limit."""
         if (password is None) == (code is None):
             raise BadRequest("give either 'password' or 'code'")
-        wait = self.login_failures.retry_after_ms(user.phone)
-        if wait:
-            raise RateLimited(wait, "too many failed attempts; try later")
+        keys = await self._reserve(user.phone, "")
         if code is not None:
-            try:
-                await self._consume_code(user.phone, "delete", code)
-            except InvalidCode:
-                self.login_failures.hit(user.phone)
-                raise
+            await self._consume_code(user.phone, "delete", code)
         elif not await self._verify(user.pw_hash, password or ""):
-            self.login_failures.hit(user.phone)
             raise Unauthorized("the password is wrong")
+        await self._forgive(keys)
 
     def forget(self, phone: str) -> None:
-        """Drop the in-memory counters of a deleted account's phone."""
-        self.login_failures.reset(phone)
+        """Drop the in-memory counters of a deleted account's phone (Redis' expire)."""
+        if isinstance(self.counters, MemoryCounters):
+            self.counters.reset_now(f"login:p:{phone}")
 
     @op("logout")
     async def logout(self, call: Call) -> Outcome | None:
@@ -337,9 +347,10 @@ class AccountService:
     async def rebind_phone(self, call: Call, **args: Any) -> dict[str, Any]:
         user_id = call.user
         phone = normalize_phone(args["phone"])
+        # The code first: only its owner may learn that the phone is taken.
+        await self._consume_code(phone, "rebind", args["code"])
         if await self.store.get_user_by_phone(phone) is not None:
             raise Conflict("this phone belongs to another account")
-        await self._consume_code(phone, "rebind", args["code"])
         # The old phone's SMS codes are erased with it, not kept with the account (privacy).
         await self.store.erase_sms_codes_of(user_id)
         try:

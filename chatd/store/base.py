@@ -12,10 +12,14 @@ from typing import Literal, Protocol
 
 from chatd.ids import TOMBSTONE, ConvId, UserId
 
+#: The outcome of :meth:`Store.try_sms_code`.
+CodeTry = Literal["ok", "wrong", "burnt"]
+
 __all__ = [
     "TOMBSTONE",
     "AppendResult",
     "AuditEntry",
+    "CodeTry",
     "Consent",
     "ConvId",
     "ConvSummary",
@@ -304,6 +308,12 @@ class Store(Protocol):
     async def sms_total_since(self, since: int) -> int: ...
     async def sms_code_failed(self, code_id: int) -> None: ...
     async def sms_code_used(self, code_id: int) -> bool: ...
+    async def try_sms_code(self, phone: str, purpose: str, code_hash: bytes, now: int,
+                           max_attempts: int) -> CodeTry:
+        """One try of the latest code of ``phone`` and ``purpose``, compared and counted in one
+        atomic step (however many tries arrive at once, on however many nodes): ``ok`` marks
+        it used; ``wrong`` counts an attempt; ``burnt`` when there is none usable (missing,
+        used, expired, or ``max_attempts`` wrong tries already)."""
 
     # Conversations and messages
     async def create_direct(self, conv: ConvId, a: UserId, b: UserId, now: int) -> None: ...

@@ -179,3 +179,30 @@ async def test_sms_code_used_once_under_concurrency(store: Store) -> None:
     assert code is not None
     wins = await asyncio.gather(*(store.sms_code_used(code.id) for _ in range(10)))
     assert wins.count(True) == 1
+
+
+@pytest.mark.parametrize("purpose", ["register", "login", "reset", "rebind", "delete"])
+async def test_sms_code_burnt_after_max_wrong_tries_arriving_at_once(store: Store,
+                                                                     purpose: str) -> None:
+    """Wrong tries sent at the same moment count one by one: after 5 the right code is
+    refused (security review: guessing by concurrency)."""
+    p = phone()
+    await store.add_sms_code(p, purpose, b"right", NOW, NOW + 300_000)
+    tries = await asyncio.gather(*(store.try_sms_code(p, purpose, b"wrong%d" % i, NOW, 5)
+                                   for i in range(40)))
+    assert tries.count("wrong") == 5 and tries.count("burnt") == 35
+    assert await store.try_sms_code(p, purpose, b"right", NOW, 5) == "burnt"
+    row = await store.latest_sms_code(p, purpose)
+    assert row is not None and row.attempts == 5 and not row.used
+
+
+async def test_try_sms_code_ok_once_and_refuses_expired_or_missing(store: Store) -> None:
+    p = phone()
+    assert await store.try_sms_code(p, "login", b"h", NOW, 5) == "burnt"
+    await store.add_sms_code(p, "login", b"h", NOW, NOW + 1000)
+    assert await store.try_sms_code(p, "login", b"x", NOW, 5) == "wrong"
+    wins = await asyncio.gather(*(store.try_sms_code(p, "login", b"h", NOW, 5)
+                                  for _ in range(10)))
+    assert wins.count("ok") == 1 and wins.count("burnt") == 9
+    await store.add_sms_code(p, "login", b"h2", NOW, NOW + 1000)
+    assert await store.try_sms_code(p, "login", b"h2", NOW + 1000, 5) == "burnt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chatd.store.base import ConvId, SessionRow, SmsCodeRow, StoreError, User, UserId
+from chatd.store.base import CodeTry, ConvId, SessionRow, SmsCodeRow, StoreError, User, UserId
 from chatd.store.postgres.engine import Engine, now_ms
 from chatd.store.postgres.rows import load_user
 
@@ -136,6 +136,22 @@ class Accounts(Engine):
                                     " RETURNING id", code_id)
         self._committed()
         return done is not None
+
+    async def try_sms_code(self, phone: str, purpose: str, code_hash: bytes, now: int,
+                           max_attempts: int) -> CodeTry:
+        # One conditional UPDATE: a concurrent try waits for the row lock, then re-checks
+        # ``attempts`` and ``used`` on the row as the winner left it (READ COMMITTED).
+        async with self._conn() as c:
+            used = await c.fetchval(
+                "UPDATE sms_codes SET attempts=attempts+(code_hash<>$3)::int,"
+                " used=(code_hash=$3)"
+                " WHERE id=(SELECT id FROM sms_codes WHERE phone=$1 AND purpose=$2"
+                " ORDER BY id DESC LIMIT 1) AND NOT used AND expires_at>$4 AND attempts<$5"
+                " RETURNING used", phone, purpose, code_hash, now, max_attempts)
+        self._committed()
+        if used is None:
+            return "burnt"
+        return "ok" if used else "wrong"
 
 
 async def _set_interests(c: Any, user_id: str, tags: Sequence[str],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from chatd.store.base import ConvId, SessionRow, SmsCodeRow, StoreError, User, UserId
+from chatd.store.base import CodeTry, ConvId, SessionRow, SmsCodeRow, StoreError, User, UserId
 from chatd.store.sqlite.engine import Engine, now_ms
 from chatd.store.sqlite.rows import load_user
 
@@ -137,6 +137,22 @@ class Accounts(Engine):
         def job(c: sqlite3.Connection) -> bool:
             cur = c.execute("UPDATE sms_codes SET used=1 WHERE id=? AND used=0", (code_id,))
             return cur.rowcount == 1
+        return await self._run(job)
+
+    async def try_sms_code(self, phone: str, purpose: str, code_hash: bytes, now: int,
+                           max_attempts: int) -> CodeTry:
+        # One conditional UPDATE: compared, counted and consumed in one statement, so no two
+        # tries (in this process or another one on the same file) see the same attempt count.
+        def job(c: sqlite3.Connection) -> CodeTry:
+            r = c.execute(
+                "UPDATE sms_codes SET attempts=attempts+(code_hash<>?), used=(code_hash=?)"
+                " WHERE id=(SELECT id FROM sms_codes WHERE phone=? AND purpose=?"
+                " ORDER BY id DESC LIMIT 1) AND used=0 AND expires_at>? AND attempts<?"
+                " RETURNING used", (code_hash, code_hash, phone, purpose, now, max_attempts),
+            ).fetchone()
+            if r is None:
+                return "burnt"
+            return "ok" if r[0] else "wrong"
         return await self._run(job)
 
 
