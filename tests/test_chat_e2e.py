@@ -244,3 +244,51 @@ def test_sigkill_after_acknowledged_sends_loses_nothing(node_process, tmp_path: 
     history = asyncio.run(check(node2.url))
     assert {m["id"] for m in history} >= {a["id"] for a in acks}
     assert [m["seq"] for m in history] == list(range(1, len(history) + 1))
+
+
+async def test_presence_only_for_shared_conversations_without_blocks(url: str) -> None:
+    me = await registered(url, ["sport.swimming"])
+    mate = await registered(url, ["sport.swimming"])
+    blocker = await registered(url, ["sport.swimming"])
+    blocked = await registered(url, ["sport.swimming"])
+    stranger = await registered(url, ["sport.cycling"])
+    await blocker.call("block", user=me.user["id"])  # type: ignore[index]
+    await me.call("block", user=blocked.user["id"])  # type: ignore[index]
+    ids = {c: c.user["id"] for c in (me, mate, blocker, blocked, stranger)}  # type: ignore[index]
+    online = (await me.call("presence", users=list(ids.values())))["online"]
+    assert online == {ids[me]: True, ids[mate]: True, ids[blocker]: False,
+                      ids[blocked]: False, ids[stranger]: False}
+    # The stranger learns nothing about anyone (the same answer as for an offline user).
+    assert not any((await stranger.call("presence", users=[ids[mate], ids[me]]))[
+        "online"].values())
+    for c in ids:
+        await c.close()
+
+
+async def test_block_while_both_wait_stops_the_match(server: ChatServer) -> None:
+    url = url_of(server)
+    a = await registered(url, ["sport.badminton"], nickname="甲")
+    b = await registered(url, ["tech.programming"], nickname="乙")  # random after 2 s
+    await a.call("match.start")
+    await b.call("match.start")
+    await a.call("block", user=b.user["id"])  # type: ignore[index]
+    await asyncio.sleep(2.6)  # past the random widening
+    assert a.events.empty() and b.events.empty()
+    assert len(server.app.matching.queue.waiting) == 2  # both still waiting
+    for c in (a, b):
+        await c.close()
+
+
+async def test_history_and_unread_apply_the_readers_blocks(url: str) -> None:
+    me = await registered(url, ["food.baking"])
+    pest = await registered(url, ["food.baking"])
+    friend = await registered(url, ["food.baking"])
+    await me.call("block", user=pest.user["id"])  # type: ignore[index]
+    await pest.call("msg.send", conv="g:food.baking", body="spam")
+    await friend.call("msg.send", conv="g:food.baking", body="hello")
+    history = (await me.call("history", conv="g:food.baking"))["messages"]
+    assert [m["body"] for m in history] == ["hello"]
+    convs = (await me.call("convs"))["convs"]
+    assert next(c for c in convs if c["conv"] == "g:food.baking")["unread"] == 1
+    for c in (me, pest, friend):
+        await c.close()

@@ -233,3 +233,22 @@ def test_word_change_reaches_the_other_node_within_a_second(node_process, prefix
             await c.close()
 
     asyncio.run(scenario())
+
+
+async def test_mute_covers_profile_typing_and_reports(server: ChatServer, url: str) -> None:
+    mod = await moderator(server, url)
+    user = await registered(url)
+    other = await registered(url)
+    sent = await other.call("msg.send", conv="g:music.rock", body="hi")
+    muted = await mod.call("mod.mute", user=user.user["id"], duration=60)  # type: ignore[index]
+    for op, fields in (("profile.update", {"nickname": "新名字"}),
+                       ("profile.update", {"bio": "新简介"}),
+                       ("typing", {"conv": "g:music.rock"}),
+                       ("report", {"kind": "message", "target": sent["id"], "reason": "spam"})):
+        err = await user.request(op, **fields)
+        assert (err["code"], err.get("reason"), err.get("until")) == \
+            ("forbidden", "muted", muted["until"]), (op, fields)
+    # Interests are no published text: still allowed.
+    await user.call("profile.update", interests=["music.rock", "pet.cat"])
+    for c in (mod, user, other):
+        await c.close()

@@ -236,3 +236,25 @@ def test_three_nodes_on_postgres_group_delivery_and_seq(node_process, prefix, pg
             await m.close()
 
     asyncio.run(scenario())
+
+
+def test_block_while_both_wait_on_two_nodes_stops_the_match(node_process, prefix) -> None:
+    n1, n2 = cluster(node_process, prefix)
+
+    async def scenario() -> None:
+        a = await user(n1.url, ["sport.badminton"], "甲")
+        b = await user(n2.url, ["tech.programming"], "乙")  # random after 2 s
+        await a.call("match.start")
+        await b.call("match.start")
+        await b.call("block", user=a.user["id"])
+        await asyncio.sleep(3)
+        assert a.events.empty() and b.events.empty()
+        # Both are still waiting: a third user is matched with one of them.
+        c = await user(n2.url, ["sport.badminton"], "丙")
+        await c.call("match.start")
+        found = await c.next_event("match.found", timeout=t(10))
+        assert found["peer"]["id"] in (a.user["id"], b.user["id"])
+        for x in (a, b, c):
+            await x.close()
+
+    asyncio.run(scenario())

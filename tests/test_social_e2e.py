@@ -75,7 +75,7 @@ async def test_search_users_posts_groups_and_history(url: str) -> None:
     assert [u["id"] for u in found["users"]] == [a.user["id"]]  # type: ignore[index]
     assert set(found["users"][0]) == {"id", "nickname", "bio", "gender", "interests"}
     assert [p["body"] for p in found["posts"]] == ["搜索目标的帖子"]
-    groups = (await b.call("search", q="book.sci", kind="groups"))["groups"]
+    groups = (await b.call("search", q="科幻", kind="groups"))["groups"]
     assert {"conv": "g:book.scifi", "tag": "book.scifi"}.items() <= groups[0].items()
     by_tag = (await b.call("search", q="book.scifi", kind="users"))["users"]
     assert a.user["id"] in [u["id"] for u in by_tag]  # type: ignore[index]
@@ -87,7 +87,7 @@ async def test_search_users_posts_groups_and_history(url: str) -> None:
     page1 = await b.call("search", q="book.scifi", kind="users", limit=1)
     assert len(page1["users"]) == 1 and page1["next"] == 1
     history = (await b.call("search.history"))["history"]
-    assert [h["q"] for h in history] == ["book.scifi", "book.sci", "搜索目标"]
+    assert [h["q"] for h in history] == ["book.scifi", "科幻", "搜索目标"]
     await b.call("search.history.clear")
     assert (await b.call("search.history"))["history"] == []
     await b.call("consent.set", search_history=False)
@@ -126,4 +126,36 @@ async def test_unknown_scope_and_cursor(url: str) -> None:
     assert (await a.request("feed", scope="world"))["field"] == "scope"
     assert (await a.request("feed", scope="group"))["field"] == "group"
     assert (await a.request("feed", scope="mine", before="x"))["field"] == "before"
+    await a.close()
+
+
+async def test_search_finds_what_a_person_means_never_everyone(url: str) -> None:
+    a = await registered(url, ["book.scifi"], nickname="星河旅人")
+    await a.call("profile.update", bio="喜欢读科幻小说")
+    b = await registered(url, ["book.scifi"], nickname="王五")
+    seeker = await registered(url, ["pet.cat"], nickname="找人")
+    # Punctuation, or a fragment of tag ids, lists nobody (every tag id holds a ".").
+    for q in (".", "...", "%", "music.", "book.sci"):
+        found = await seeker.call("search", q=q, kind="users", limit=200)
+        assert found["users"] == [] and found["next"] is None, q
+    assert (await seeker.call("search", q="."))["posts"] == []
+    # Nickname and bio by the full-text index; a tag by its name.
+    assert [u["id"] for u in (await seeker.call("search", q="星河旅", kind="users"))["users"]] \
+        == [a.user["id"]]  # type: ignore[index]
+    assert a.user["id"] in [u["id"] for u in (await seeker.call(  # type: ignore[index]
+        "search", q="科幻小说", kind="users"))["users"]]
+    by_tag = {u["id"] for u in (await seeker.call("search", q="科幻", kind="users"))["users"]}
+    assert {a.user["id"], b.user["id"]} <= by_tag  # type: ignore[index]
+    # 1-2 characters: nickname exact or prefix.
+    assert [u["id"] for u in (await seeker.call("search", q="王五", kind="users"))["users"]] \
+        == [b.user["id"]]  # type: ignore[index]
+    for x in (a, b, seeker):
+        await x.close()
+
+
+async def test_search_is_rate_limited_per_user(url: str) -> None:
+    a = await registered(url, ["pet.cat"])
+    codes = [(await a.request("search", q=f"词{i}", kind="groups")).get("code", "ok")
+             for i in range(31)]
+    assert codes[:30] == ["ok"] * 30 and codes[30] == "rate_limited"
     await a.close()

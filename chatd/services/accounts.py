@@ -366,6 +366,10 @@ class AccountService:
     async def update_profile(self, call: Call, **args: Any) -> dict[str, Any]:
         user_id = call.user
         before = await self.store.get_user(user_id)
+        if ("nickname" in args or "bio" in args) and before is not None \
+                and before.muted_until > self._now():
+            # A nickname or a bio is published text: a mute covers it as it covers msg.send.
+            raise Forbidden("you are muted", reason="muted", until=before.muted_until)
         nickname = self._nickname(args["nickname"]) if "nickname" in args else None
         bio = None
         if "bio" in args:

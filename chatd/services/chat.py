@@ -71,7 +71,10 @@ class ChatService:
             raise BadRequest(f"limit must be 1 to {MAX_HISTORY}", field="limit")
         if not await self.store.was_member(ConvId(conv), user):
             raise Forbidden("you are not a member of this conversation")
-        messages = await self.store.history(ConvId(conv), after, limit)
+        # In a group, messages from users you blocked are left out, as live delivery does
+        # (in a 1:1 a blocked peer cannot send at all).
+        viewer = user if conv.startswith("g:") else None
+        messages = await self.store.history(ConvId(conv), after, limit, viewer)
         return {"messages": [m.wire() for m in messages]}
 
     @op("convs")
@@ -79,7 +82,7 @@ class ChatService:
         convs = await self.store.user_convs(call.user)
         return {"convs": [{
             "conv": c.id, "kind": c.kind, "last_seq": c.last_seq, "read_seq": c.read_seq,
-            "unread": max(0, c.last_seq - c.read_seq), "peer": c.peer, "closed": c.closed,
+            "unread": c.unread, "peer": c.peer, "closed": c.closed,
         } for c in convs]}
 
     @op("conv.leave", conv=S)
@@ -107,18 +110,25 @@ class ChatService:
     @op("typing", conv=S)
     async def typing(self, call: Call, conv: str) -> None:
         user, conv = call.user, ConvId(conv)
-        if not await self.store.is_member(conv, user):
+        ctx = await self.store.send_context(conv, user)  # membership and mute, one query
+        if ctx is None or not ctx.member:
             raise Forbidden("you are not a member of this conversation")
+        if ctx.muted_until > self._now():
+            raise Forbidden("you are muted", reason="muted", until=ctx.muted_until)
         await self.node.to_conv(conv, {"t": "typing", "conv": conv, "user": user}, user,
                                 skip=call.conn_id)
 
     @op("presence", users=STR_LIST)
     async def presence(self, call: Call, users: list[str]) -> dict[str, Any]:
+        """Online only for users who share a current conversation with the caller and no
+        block either way; everyone else reads as offline (as a truly offline user does)."""
         if len(users) > 100:
             raise BadRequest("ask about at most 100 users", field="users")
         asked = [UserId(u) for u in users]
-        online = await self.node.presence.online(asked)
-        return {"online": {u: online[u] for u in asked}}
+        visible = await self.store.presence_visible(call.user, asked) | {call.user}
+        shown = [u for u in dict.fromkeys(asked) if u in visible]
+        online = await self.node.presence.online(shown) if shown else {}
+        return {"online": {u: bool(online.get(u, False)) for u in asked}}
 
     @op("block", user=S)
     async def block(self, call: Call, user: str) -> None:

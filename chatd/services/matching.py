@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -163,12 +164,21 @@ class MatchService:
         if len(waiting) < 2:
             return []
         since = int(time.time() * 1000) - self._recent_ms
-        recent = {(str(a), str(b)) for a, b in
-                  await self.store.recent_pairs([UserId(s.user_id) for s in waiting], since)}
+        ids = [UserId(s.user_id) for s in waiting]
+        recent = {(str(a), str(b)) for a, b in await self.store.recent_pairs(ids, since)}
+        # Blocks made while waiting (on any node) are read from the store every round: a
+        # seeker's own list dates from its match.start.
+        waiting = _with_blocks(waiting, await self.store.blocks_among(ids))
         # The policy is pure and can take half a second for 10k arrivals: off the loop.
         pairs = await asyncio.to_thread(
             self.policy.pair_all, waiting, self.queue.now(),
             lambda a, b: (a, b) in recent or (b, a) in recent)
+        if pairs:
+            # And once more right before the conversations exist: a block made while the
+            # policy ran drops the pair, and both stay waiting (nothing was claimed).
+            blocks = await self.store.blocks_among(
+                [UserId(u) for p in pairs for u in (p.a, p.b)])
+            pairs = [p for p in pairs if (p.a, p.b) not in blocks and (p.b, p.a) not in blocks]
         made = [p for p in pairs if await self.queue.claim(UserId(p.a), UserId(p.b))]
         if made:
             await self._create(made)
@@ -188,6 +198,18 @@ class MatchService:
                         "t": "match.found", "conv": conv,
                         "peer": {"id": peer.id, "nickname": peer.nickname},
                         "shared": list(pair.shared), "level": pair.level})
+
+
+def _with_blocks(waiting: list[Seeker],
+                 blocks: set[tuple[UserId, UserId]]) -> list[Seeker]:
+    """The seekers with the stored blocks among them added to their ``blocked`` sets."""
+    if not blocks:
+        return waiting
+    extra: dict[str, set[UserId]] = {}
+    for blocker, blocked in blocks:
+        extra.setdefault(blocker, set()).add(blocked)
+    return [dataclasses.replace(s, blocked=s.blocked | extra[s.user_id])
+            if s.user_id in extra else s for s in waiting]
 
 
 def _age(birthdate: str) -> int | None:

@@ -14,13 +14,15 @@ from typing import Any, Final
 
 from chatd.catalog import Catalog, group_conv_id
 from chatd.config import Config
-from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chatd.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLarge
 from chatd.ids import ConvId, UserId
+from chatd.services.limits import WindowLimiter
 from chatd.services.moderation import MODERATOR, page, report_wire
 from chatd.services.ops import BODY, BODY_OPT, I_OPT, LINE_OPT, S_OPT, Call, S, op
 from chatd.services.privacy import consents_of
 from chatd.services.text import TextGate
 from chatd.store import Post, Report, Store
+from chatd.store.sql import searchable
 
 __all__ = ["REPORT_REASONS", "SocialService"]
 
@@ -32,6 +34,8 @@ MAX_CITY: Final = 40
 MAX_QUERY: Final = 50
 MAX_REPORT_TEXT: Final = 500
 SEARCH_KINDS: Final = ("all", "users", "posts", "groups")
+# Searches (pages included) per user per minute, on each node: no walking the user table.
+SEARCH_LIMIT: Final = 30
 
 
 class SocialService:
@@ -42,6 +46,7 @@ class SocialService:
         self.text = text
         self.catalog = catalog
         self._now = now_ms
+        self._searches = WindowLimiter(SEARCH_LIMIT, 60.0)
 
     # --- posts ---------------------------------------------------------------------------
 
@@ -109,6 +114,10 @@ class SocialService:
     async def search(self, call: Call, q: str, kind: str | None = None,
                      offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
         viewer = call.user
+        wait = self._searches.retry_after_ms(viewer)
+        if wait:
+            raise RateLimited(wait, "too many searches; slow down")
+        self._searches.hit(viewer)
         q = q.strip()
         if not 1 <= len(q) <= MAX_QUERY:
             raise BadRequest(f"q must be 1 to {MAX_QUERY} characters", field="q")
@@ -117,13 +126,19 @@ class SocialService:
             raise BadRequest(f"kind must be one of {', '.join(SEARCH_KINDS)}", field="kind")
         off, lim = page(offset, limit, 20)
         now = self._now()
+        if not searchable(q):  # punctuation alone means nothing: never a whole table
+            return {**{k: [] for k in _kinds(kind)}, "next": None}
         folded = q.casefold()
-        tags = [t for t in self.catalog
-                if folded in t.id.casefold() or folded in t.name.casefold()]
+        # Groups: a tag whose display name holds q (the catalog is small and public).
+        # Users: only by a tag named exactly q (or its id): never by a fragment of an id.
+        tags = [t for t in self.catalog if folded in t.name.casefold()
+                or folded in t.en.casefold() or folded == t.id.casefold()]
+        exact = [t.id for t in tags if folded in (t.name.casefold(), t.en.casefold(),
+                                                  t.id.casefold())]
         result: dict[str, Any] = {}
         full = False
         if kind in ("all", "users"):
-            users = await self.store.search_users(viewer, q, [t.id for t in tags], off, lim, now)
+            users = await self.store.search_users(viewer, q, exact, off, lim, now)
             result["users"] = [u.public() for u in users]
             full |= len(users) == lim
         if kind in ("all", "posts"):
@@ -158,6 +173,10 @@ class SocialService:
                      text: str | None = None) -> dict[str, Any]:
         """Store a report (never published, not filtered: moderators read it as written)."""
         reporter = call.user
+        me = await self.store.get_user(reporter)
+        if me is not None and me.muted_until > self._now():
+            # Reports are text too (and a muted spammer's bulk reports flood the queue).
+            raise Forbidden("you are muted", reason="muted", until=me.muted_until)
         if kind not in REPORT_KINDS:
             raise BadRequest(f"kind must be one of {', '.join(REPORT_KINDS)}", field="kind")
         if reason not in REPORT_REASONS:
@@ -194,6 +213,10 @@ class SocialService:
     async def my_reports(self, call: Call) -> dict[str, Any]:
         mine = await self.store.reports_by(call.user)
         return {"reports": [report_wire(r, False) for r in mine]}
+
+
+def _kinds(kind: str) -> tuple[str, ...]:
+    return ("users", "posts", "groups") if kind == "all" else (kind,)
 
 
 def _parse_cursor(raw: str) -> tuple[int, str]:

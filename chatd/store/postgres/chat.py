@@ -92,12 +92,17 @@ class Chat(Engine):
             rows = await c.fetch(
                 "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed,"
                 " (SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>$1"
-                "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1)"
+                "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1),"
+                # Group messages from users the reader blocked are not unread (one query).
+                " CASE WHEN cv.kind='group' THEN (SELECT COUNT(*) FROM blocks b JOIN messages x"
+                "  ON x.sender=b.blocked AND x.conv_id=cv.id AND x.seq>m.read_seq"
+                "  WHERE b.blocker=$1) ELSE 0 END"
                 " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
                 " WHERE m.user_id=$1 AND m.left_at IS NULL"
                 " ORDER BY cv.kind DESC, cv.id COLLATE \"C\"", user_id)
         return [ConvSummary(ConvId(r[0]), r[1], r[2], r[3],
-                            UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]))
+                            UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]),
+                            max(0, int(r[2]) - int(r[3]) - int(r[6])))
                 for r in rows]
 
     async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool:
@@ -149,11 +154,15 @@ class Chat(Engine):
         self._committed()
         return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts), created=True)
 
-    async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]:
-        """Up to ``limit`` messages with ``seq > after``, oldest first."""
+    async def history(self, conv: ConvId, after: int, limit: int,
+                      viewer: UserId | None = None) -> list[Message]:
+        """Up to ``limit`` messages with ``seq > after``, oldest first; with ``viewer``, none
+        from users the viewer blocked (left out before the limit, so pages stay full)."""
         async with self._conn() as c:
-            rows = await c.fetch(f"{MSG_COLS} WHERE conv_id=$1 AND seq>$2 ORDER BY seq"
-                                 " LIMIT $3", conv, after, limit)
+            rows = await c.fetch(f"{MSG_COLS} WHERE conv_id=$1 AND seq>$2 AND ($4::text IS NULL"
+                                 " OR sender NOT IN (SELECT blocked FROM blocks"
+                                 " WHERE blocker=$4)) ORDER BY seq LIMIT $3",
+                                 conv, after, limit, viewer)
         return [to_message(r) for r in rows]
 
     async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int:
@@ -202,6 +211,30 @@ class Chat(Engine):
         """Users who blocked ``user_id``."""
         async with self._conn() as c:
             rows = await c.fetch("SELECT blocker FROM blocks WHERE blocked=$1", user_id)
+        return {UserId(r[0]) for r in rows}
+
+    async def blocks_among(self, users: Sequence[UserId]) -> set[tuple[UserId, UserId]]:
+        """Every block (blocker, blocked) with both sides in ``users``."""
+        async with self._conn() as c:
+            rows = await c.fetch("SELECT blocker, blocked FROM blocks WHERE"
+                                 " blocker=ANY($1::text[]) AND blocked=ANY($1::text[])",
+                                 list(users))
+        return {(UserId(r[0]), UserId(r[1])) for r in rows}
+
+    async def presence_visible(self, viewer: UserId,
+                               users: Sequence[UserId]) -> set[UserId]:
+        """Those of ``users`` who share a current conversation (an open 1:1 or a group) with
+        ``viewer``, with no block either way: one query."""
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "SELECT DISTINCT o.user_id FROM conv_members m"
+                " JOIN conversations cv ON cv.id=m.conv_id AND NOT cv.closed"
+                " JOIN conv_members o ON o.conv_id=m.conv_id AND o.left_at IS NULL"
+                " AND o.user_id=ANY($2::text[])"
+                " WHERE m.user_id=$1 AND m.left_at IS NULL"
+                " AND o.user_id NOT IN (SELECT blocked FROM blocks WHERE blocker=$1)"
+                " AND o.user_id NOT IN (SELECT blocker FROM blocks WHERE blocked=$1)",
+                viewer, list(users))
         return {UserId(r[0]) for r in rows}
 
 

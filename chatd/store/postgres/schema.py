@@ -169,4 +169,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE INDEX sms_codes_created ON sms_codes(created_at)
     """,
+    # 4: full-text search: pg_trgm GIN indexes (trigrams: substrings of 3+ characters, fit
+    # for Chinese) over users (nickname, bio) and posts (body); an index follows its rows by
+    # itself. Nickname prefixes (queries of 1-2 characters) use a btree. SQLite's FTS5 tables.
+    """
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    CREATE INDEX users_nickname_trgm ON users USING gin (nickname gin_trgm_ops);
+    CREATE INDEX users_bio_trgm ON users USING gin (bio gin_trgm_ops);
+    CREATE INDEX posts_body_trgm ON posts USING gin (body gin_trgm_ops);
+    CREATE INDEX users_nickname_prefix ON users (lower(nickname) text_pattern_ops)
+    """,
 )

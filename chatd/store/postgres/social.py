@@ -15,7 +15,7 @@ from chatd.store.postgres.rows import (
     to_report,
     to_user,
 )
-from chatd.store.sql import like_pattern
+from chatd.store.sql import MIN_FULLTEXT, like_pattern, prefix_pattern, searchable
 
 __all__ = ["Social"]
 
@@ -72,22 +72,45 @@ class Social(Engine):
 
     async def search_users(self, viewer: UserId, text: str, tags: Sequence[str], offset: int,
                            limit: int, now: int) -> list[User]:
-        if not text and not tags:
+        """As SQLite's: the pg_trgm GIN indexes answer ``ILIKE`` of 3+ characters, ranked by
+        word similarity (the nickname weighing double); 1-2 characters: a nickname prefix."""
+        parts = []
+        if searchable(text) and len(text) >= MIN_FULLTEXT:
+            parts.append("SELECT id, -GREATEST(2 * word_similarity($2, nickname),"
+                         " word_similarity($2, bio))::float8 AS score FROM users"
+                         " WHERE nickname ILIKE $3 OR bio ILIKE $3")
+            pattern = like_pattern(text)
+        elif searchable(text):
+            parts.append("SELECT id, (CASE WHEN lower(nickname)=lower($2) THEN -2 ELSE -1"
+                         " END)::float8 AS score FROM users WHERE lower(nickname) LIKE $3")
+            pattern = prefix_pattern(text).lower()
+        else:
+            pattern = ""
+        if tags:
+            parts.append("SELECT user_id AS id, 0::float8 AS score FROM user_interests"
+                         " WHERE tag=ANY($4::text[])")
+        if not parts:
             return []
         rows = await self._fetch(
-            f"{USER_COLS} WHERE u.id<>$1 AND (($2::text<>'' AND u.nickname ILIKE $3)"
-            " OR u.id IN (SELECT user_id FROM user_interests WHERE tag=ANY($4::text[])))"
-            f"{_visible('u.id', '$1', '$5')} ORDER BY u.nickname COLLATE \"C\", u.id"
-            " COLLATE \"C\" LIMIT $6 OFFSET $7",
-            viewer, text, like_pattern(text), list(tags), now, limit, offset)
+            f"WITH h AS (SELECT id, MIN(score) AS score FROM ({' UNION ALL '.join(parts)}) x"
+            f" GROUP BY id) {USER_COLS} JOIN h ON h.id=u.id WHERE u.id<>$1"
+            # Every parameter is typed even where unused: asyncpg must know their types.
+            " AND ($2::text IS NOT NULL AND $3::text IS NOT NULL AND $4::text[] IS NOT NULL)"
+            f"{_visible('u.id', '$1', '$5')} ORDER BY h.score, u.nickname COLLATE \"C\","
+            " u.id COLLATE \"C\" LIMIT $6 OFFSET $7",
+            viewer, text, pattern, list(tags), now, limit, offset)
         return [to_user(r) for r in rows]
 
     async def search_posts(self, viewer: UserId, text: str, offset: int, limit: int,
                            now: int) -> list[Post]:
+        """As SQLite's: 3 characters at least, ranked by word similarity, then newest."""
+        if not searchable(text) or len(text) < MIN_FULLTEXT:
+            return []
         rows = await self._fetch(
             f"{POST_COLS} WHERE p.body ILIKE $2{_visible('p.author', '$1', '$3')}"
-            " ORDER BY p.ts DESC, p.id COLLATE \"C\" DESC LIMIT $4 OFFSET $5",
-            viewer, like_pattern(text), now, limit, offset)
+            " ORDER BY word_similarity($6, p.body) DESC, p.ts DESC, p.id COLLATE \"C\" DESC"
+            " LIMIT $4 OFFSET $5",
+            viewer, like_pattern(text), now, limit, offset, text)
         return [to_post(r) for r in rows]
 
     async def add_search(self, user_id: UserId, query: str, ts: int, keep: int) -> None:

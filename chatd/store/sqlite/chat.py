@@ -64,13 +64,18 @@ class Chat(Engine):
         def job(c: sqlite3.Connection) -> list[ConvSummary]:
             rows = c.execute(
                 "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed,"
-                " (SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>?"
-                "  LIMIT 1)"
+                " (SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>:u"
+                "  LIMIT 1),"
+                # Group messages from users the reader blocked are not unread (one query).
+                " CASE WHEN cv.kind='group' THEN (SELECT COUNT(*) FROM blocks b JOIN messages x"
+                "  ON x.sender=b.blocked AND x.conv_id=cv.id AND x.seq>m.read_seq"
+                "  WHERE b.blocker=:u) ELSE 0 END"
                 " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
-                " WHERE m.user_id=? AND m.left_at IS NULL ORDER BY cv.kind DESC, cv.id",
-                (user_id, user_id)).fetchall()
+                " WHERE m.user_id=:u AND m.left_at IS NULL ORDER BY cv.kind DESC, cv.id",
+                {"u": user_id}).fetchall()
             return [ConvSummary(ConvId(r[0]), r[1], r[2], r[3],
-                                UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]))
+                                UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]),
+                                max(0, r[2] - r[3] - r[6]))
                     for r in rows]
         return await self._run(job)
 
@@ -109,10 +114,16 @@ class Chat(Engine):
             return _append(c, conv, msg_id, sender, body, ts, cid, flagged)
         return await self._run(job)
 
-    async def history(self, conv: ConvId, after: int, limit: int) -> list[Message]:
+    async def history(self, conv: ConvId, after: int, limit: int,
+                      viewer: UserId | None = None) -> list[Message]:
+        """Up to ``limit`` messages with ``seq > after``, oldest first; with ``viewer``, none
+        from users the viewer blocked (left out before the limit, so pages stay full)."""
         def job(c: sqlite3.Connection) -> list[Message]:
-            rows = c.execute(f"{MSG_COLS} WHERE conv_id=? AND seq>? ORDER BY seq LIMIT ?",
-                             (conv, after, limit)).fetchall()
+            hide = (" AND sender NOT IN (SELECT blocked FROM blocks WHERE blocker=:v)"
+                    if viewer is not None else "")
+            rows = c.execute(f"{MSG_COLS} WHERE conv_id=:c AND seq>:a{hide} ORDER BY seq"
+                             " LIMIT :lim",
+                             {"c": conv, "a": after, "v": viewer, "lim": limit}).fetchall()
             return [to_message(r) for r in rows]
         return await self._run(job)
 
@@ -166,6 +177,41 @@ class Chat(Engine):
         return await self._run(lambda c: {UserId(r[0]) for r in c.execute(
             "SELECT blocker FROM blocks WHERE blocked=?", (user_id,))})
 
+    async def blocks_among(self, users: Sequence[UserId]) -> set[tuple[UserId, UserId]]:
+        """Every block (blocker, blocked) with both sides in ``users``."""
+        def job(c: sqlite3.Connection) -> set[tuple[UserId, UserId]]:
+            ids, among = list(users), set(users)
+            found: set[tuple[UserId, UserId]] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                rows = c.execute("SELECT blocker, blocked FROM blocks WHERE blocker IN"
+                                 f" ({','.join('?' * len(chunk))})", chunk).fetchall()
+                found.update((UserId(a), UserId(b)) for a, b in rows if b in among)
+            return found
+        return await self._run(job)
+
+    async def presence_visible(self, viewer: UserId,
+                               users: Sequence[UserId]) -> set[UserId]:
+        """Those of ``users`` who share a current conversation (an open 1:1 or a group) with
+        ``viewer``, with no block either way: one query."""
+        def job(c: sqlite3.Connection) -> set[UserId]:
+            ids = list(dict.fromkeys(users))[:500]
+            if not ids:
+                return set()
+            marks = ",".join(f":o{i}" for i in range(len(ids)))
+            params: dict[str, object] = {f"o{i}": u for i, u in enumerate(ids)}
+            params["v"] = viewer
+            rows = c.execute(
+                "SELECT DISTINCT o.user_id FROM conv_members m"
+                " JOIN conversations cv ON cv.id=m.conv_id AND cv.closed=0"
+                " JOIN conv_members o ON o.conv_id=m.conv_id AND o.left_at IS NULL"
+                f" AND o.user_id IN ({marks})"
+                " WHERE m.user_id=:v AND m.left_at IS NULL"
+                " AND o.user_id NOT IN (SELECT blocked FROM blocks WHERE blocker=:v)"
+                " AND o.user_id NOT IN (SELECT blocker FROM blocks WHERE blocked=:v)",
+                params).fetchall()
+            return {UserId(r[0]) for r in rows}
+        return await self._run(job)
 
 
 _SEND_CONTEXT: Final = (

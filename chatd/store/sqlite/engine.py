@@ -251,9 +251,23 @@ def _migrate(conn: sqlite3.Connection) -> None:
                          f"({len(MIGRATIONS)}); upgrade chatd")
     for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
         conn.execute("BEGIN IMMEDIATE")
-        for statement in script.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        for statement in _statements(script):
+            conn.execute(statement)
         conn.execute("UPDATE schema_version SET version=?", (version,))
         conn.execute("COMMIT")
         log.info("store migrated to schema %d", version)
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration: split at ``;`` where a statement is complete, so a
+    trigger body (``BEGIN ...; ...; END``) stays whole."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending)
+    return statements

@@ -162,4 +162,51 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE INDEX sms_codes_created ON sms_codes(created_at)
     """,
+    # 4: full-text search (FTS5, trigram tokenizer: substrings of 3+ characters, fit for
+    # Chinese) over users (nickname, bio) and posts (body), filled from the existing rows and
+    # kept in step by triggers. ``fts_docs`` gives each indexed row a stable integer rowid
+    # (users and posts have text keys, whose implicit rowids VACUUM may renumber).
+    """
+    CREATE TABLE fts_docs(
+        rid INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        UNIQUE(kind, ref)
+    );
+    CREATE VIRTUAL TABLE users_fts USING fts5(nickname, bio, tokenize='trigram');
+    CREATE VIRTUAL TABLE posts_fts USING fts5(body, tokenize='trigram');
+    INSERT INTO fts_docs(kind, ref) SELECT 'u', id FROM users;
+    INSERT INTO users_fts(rowid, nickname, bio)
+        SELECT d.rid, u.nickname, u.bio FROM users u JOIN fts_docs d ON d.kind='u' AND d.ref=u.id;
+    INSERT INTO fts_docs(kind, ref) SELECT 'p', id FROM posts;
+    INSERT INTO posts_fts(rowid, body)
+        SELECT d.rid, p.body FROM posts p JOIN fts_docs d ON d.kind='p' AND d.ref=p.id;
+    CREATE TRIGGER users_fts_insert AFTER INSERT ON users BEGIN
+        INSERT INTO fts_docs(kind, ref) VALUES ('u', new.id);
+        INSERT INTO users_fts(rowid, nickname, bio) VALUES (
+            (SELECT rid FROM fts_docs WHERE kind='u' AND ref=new.id), new.nickname, new.bio);
+    END;
+    CREATE TRIGGER users_fts_update AFTER UPDATE OF nickname, bio ON users BEGIN
+        UPDATE users_fts SET nickname=new.nickname, bio=new.bio
+            WHERE rowid=(SELECT rid FROM fts_docs WHERE kind='u' AND ref=old.id);
+    END;
+    CREATE TRIGGER users_fts_delete AFTER DELETE ON users BEGIN
+        DELETE FROM users_fts WHERE rowid=(SELECT rid FROM fts_docs WHERE kind='u' AND ref=old.id);
+        DELETE FROM fts_docs WHERE kind='u' AND ref=old.id;
+    END;
+    CREATE TRIGGER posts_fts_insert AFTER INSERT ON posts BEGIN
+        INSERT INTO fts_docs(kind, ref) VALUES ('p', new.id);
+        INSERT INTO posts_fts(rowid, body) VALUES (
+            (SELECT rid FROM fts_docs WHERE kind='p' AND ref=new.id), new.body);
+    END;
+    CREATE TRIGGER posts_fts_update AFTER UPDATE OF body ON posts BEGIN
+        UPDATE posts_fts SET body=new.body
+            WHERE rowid=(SELECT rid FROM fts_docs WHERE kind='p' AND ref=old.id);
+    END;
+    CREATE TRIGGER posts_fts_delete AFTER DELETE ON posts BEGIN
+        DELETE FROM posts_fts WHERE rowid=(SELECT rid FROM fts_docs WHERE kind='p' AND ref=old.id);
+        DELETE FROM fts_docs WHERE kind='p' AND ref=old.id;
+    END;
+    CREATE INDEX users_nickname_nocase ON users(nickname COLLATE NOCASE)
+    """,
 )

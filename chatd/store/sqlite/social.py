@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from chatd.store.base import FeedScope, Post, Report, User, UserId
-from chatd.store.sql import like_pattern
+from chatd.store.sql import MIN_FULLTEXT, fts_phrase, prefix_pattern, searchable
 from chatd.store.sqlite.engine import Engine
 from chatd.store.sqlite.rows import POST_COLS, REPORT_COLS, load_user, to_post, to_report
 
@@ -70,34 +70,56 @@ class Social(Engine):
 
     async def search_users(self, viewer: UserId, text: str, tags: Sequence[str], offset: int,
                            limit: int, now: int) -> list[User]:
-        """By nickname (substring) or any of ``tags``; never the viewer, a blocked or blocking
-        user or a banned one. Ordered by nickname, then id."""
+        """Users whose nickname or bio holds ``text`` (the FTS5 trigram index, ranked by
+        bm25, the nickname weighing double), or, for 1-2 characters, whose nickname is or
+        starts with it (exact first); and users of any of ``tags`` after those. Never the
+        viewer, a blocked or blocking user or a banned one; punctuation alone finds nobody.
+        Ties by nickname, then id."""
         def job(c: sqlite3.Connection) -> list[User]:
-            params: dict[str, Any] = {"v": viewer, "now": now, "pat": like_pattern(text),
-                                      "lim": limit, "off": offset}
-            conds = ["u.nickname LIKE :pat ESCAPE '\\'"] if text else []
+            params: dict[str, Any] = {"v": viewer, "now": now, "lim": limit, "off": offset}
+            parts = []
+            if searchable(text) and len(text) >= MIN_FULLTEXT:
+                params["m"] = fts_phrase(text)
+                parts.append("SELECT d.ref AS id, f.score FROM (SELECT rowid AS rid, rank AS score"
+                             " FROM users_fts WHERE users_fts MATCH :m"
+                             " AND rank MATCH 'bm25(2.0, 1.0)') f"
+                             " JOIN fts_docs d ON d.rid=f.rid")
+            elif searchable(text):
+                params.update(q=text, pre=prefix_pattern(text))
+                parts.append("SELECT id, CASE WHEN nickname=:q COLLATE NOCASE THEN -2.0"
+                             " ELSE -1.0 END AS score FROM users"
+                             " WHERE nickname LIKE :pre ESCAPE '\\'")
             if tags:
                 marks = ",".join(f":t{i}" for i in range(len(tags)))
                 params.update({f"t{i}": t for i, t in enumerate(tags)})
-                conds.append(f"u.id IN (SELECT user_id FROM user_interests WHERE tag IN ({marks}))")
-            if not conds:
+                parts.append("SELECT user_id AS id, 0.0 AS score FROM user_interests"
+                             f" WHERE tag IN ({marks})")
+            if not parts:
                 return []
             rows = c.execute(
-                f"SELECT u.id FROM users u WHERE u.id<>:v AND ({' OR '.join(conds)})"
-                f"{_VISIBLE.format(col='u.id')} ORDER BY u.nickname, u.id"
-                " LIMIT :lim OFFSET :off", params).fetchall()
+                "SELECT u.id FROM (SELECT id, MIN(score) AS score FROM"
+                f" ({' UNION ALL '.join(parts)}) GROUP BY id) h JOIN users u ON u.id=h.id"
+                f" WHERE u.id<>:v{_VISIBLE.format(col='u.id')}"
+                " ORDER BY h.score, u.nickname, u.id LIMIT :lim OFFSET :off", params).fetchall()
             users = [load_user(c, "id", r[0]) for r in rows]
             return [u for u in users if u is not None]
         return await self._run(job)
 
     async def search_posts(self, viewer: UserId, text: str, offset: int, limit: int,
                            now: int) -> list[Post]:
+        """Posts whose body holds ``text`` (3 characters at least: the trigram index), ranked
+        by bm25, then newest first; visibility as :meth:`search_users`."""
+        if not searchable(text) or len(text) < MIN_FULLTEXT:
+            return []
+
         def job(c: sqlite3.Connection) -> list[Post]:
             rows = c.execute(
-                f"{POST_COLS} WHERE p.body LIKE :pat ESCAPE '\\'"
-                f"{_VISIBLE.format(col='p.author')} ORDER BY p.ts DESC, p.id DESC"
-                " LIMIT :lim OFFSET :off",
-                {"v": viewer, "now": now, "pat": like_pattern(text), "lim": limit,
+                f"{POST_COLS} JOIN (SELECT d.ref AS id, f.score FROM (SELECT rowid AS rid,"
+                " rank AS score FROM posts_fts WHERE posts_fts MATCH :m) f"
+                " JOIN fts_docs d ON d.rid=f.rid) h"
+                f" ON h.id=p.id WHERE 1=1{_VISIBLE.format(col='p.author')}"
+                " ORDER BY h.score, p.ts DESC, p.id DESC LIMIT :lim OFFSET :off",
+                {"v": viewer, "now": now, "m": fts_phrase(text), "lim": limit,
                  "off": offset}).fetchall()
             return [to_post(r) for r in rows]
         return await self._run(job)
