@@ -43,6 +43,9 @@ LOAD_FLAGS: tuple[str, ...] = (
     "--idle-timeout", "3600", "--outbound-queue-bytes", str(64 << 20),
     # One generator address opens thousands of connections and registrations.
     "--max-conns-per-address", "1000000", "--sms-address-hourly", "1000000",
+    # Each generated user sends far more than a person types (per-user limits).
+    "--user-messages-per-minute", "1000000", "--user-matches-per-minute", "1000000",
+    "--user-reports-per-hour", "1000000", "--user-sms-per-hour", "1000000",
 )
 PASSWORD = "bench-password-1"
 
