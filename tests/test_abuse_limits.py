@@ -287,3 +287,40 @@ async def test_the_dev_sms_log_line_shows_no_digit_of_the_code(
     for line, code in zip(sms_lines, codes, strict=True):
         assert code not in line and code[:2] + "*" not in line
         assert re.search(r"code\W*\d", line) is None, line
+
+
+# --- the counters themselves ------------------------------------------------------------
+
+async def test_redis_counters_count_at_once_in_total(prefix: str) -> None:
+    from chatd.broker.redis import bounded_client
+    from chatd.limits.redis import RedisCounters
+    client = bounded_client(REDIS_URL)
+    one, two = RedisCounters(client, prefix), RedisCounters(client, prefix)
+    try:
+        waits = await asyncio.gather(*((one if i % 2 else two).hit("k", 10, 60_000)
+                                       for i in range(20)))
+        assert waits.count(0) == 10 and all(0 < w <= 60_000 for w in waits if w)
+        for _ in range(11):
+            await one.forgive("k")
+        assert await two.hit("k", 10, 60_000) == 0
+        await one.reset("k")
+        first, second = [await two.hit("k", 1, 60_000) for _ in range(2)]
+        assert first == 0 and second > 0
+    finally:
+        await client.aclose()
+
+
+async def test_redis_counters_count_on_the_node_while_redis_is_unreachable() -> None:
+    from chatd.broker.redis import bounded_client
+    from chatd.limits.redis import RedisCounters
+    from tests.conftest import free_port
+    client = bounded_client(f"redis://127.0.0.1:{free_port()}/0")
+    counters = RedisCounters(client, "x:")
+    try:
+        waits = [await counters.hit("k", 3, 60_000) for _ in range(5)]
+        assert waits[:3] == [0, 0, 0] and all(w > 0 for w in waits[3:])
+        await counters.forgive("k")
+        await counters.reset("k")
+        assert await counters.hit("k", 3, 60_000) == 0
+    finally:
+        await client.aclose()
