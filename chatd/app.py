@@ -10,37 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
-from pathlib import Path
 from typing import Any, Final
 
-from chatd.broker import Broker, MemoryBroker
+from chatd.backends import (
+    load_filter,
+    make_backends,
+    make_counters,
+    make_sms_provider,
+    make_store,
+    read_secret,
+)
 from chatd.catalog import Catalog
 from chatd.config import Config
 from chatd.datadir import DataDirClaim
 from chatd.errors import RateLimited
 from chatd.hub import Conn, Hub
 from chatd.ids import ConvId
-from chatd.limits import Counters, MemoryCounters
 from chatd.matching import MatchConfig
 from chatd.metrics import Metrics
 from chatd.node import Node
-from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import OpTable, Request
 from chatd.services.accounts import AccountService
 from chatd.services.chat import ChatService
-from chatd.services.matching import MatchQueue, MatchService, MemoryMatchQueue
+from chatd.services.matching import MatchService
 from chatd.services.moderation import ModerationService
 from chatd.services.ops import BoundOp, Call, Reply, bind_ops
 from chatd.services.privacy import PrivacyService
-from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
+from chatd.services.sms import DevSmsProvider
 from chatd.services.social import SocialService
 from chatd.services.text import TextGate
 from chatd.services.wordlists import WordLists
-from chatd.store import SQLiteStore, Store
 from chatd.tasks import stop_task
-from filters import LiveFilter, WordFilter, default_wordlists_path
+from filters import LiveFilter
 
 __all__ = ["App"]
 
@@ -153,58 +155,3 @@ class App:
         if user_id is not None and not self.hub.online(user_id):
             await self.matching.cancel(user_id)
 
-
-def make_store(config: Config) -> Store:
-    if config.store == "postgres":
-        from chatd.store.postgres import PostgresStore
-        return PostgresStore(config.postgres_dsn, config.postgres_pool_min,
-                             config.postgres_pool_max)
-    return SQLiteStore(config.db_path, synchronous=config.sqlite_synchronous)
-
-
-def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, MatchQueue]:
-    """The broker, presence and match queue the config names (uvicorn-style by name)."""
-    if config.broker == "redis":
-        from chatd.broker.redis import RedisBroker
-        from chatd.matching.redis import RedisMatchQueue
-        from chatd.presence.redis import RedisPresence
-        broker = RedisBroker(config.redis_url, config.key_prefix, node_id)
-        return (broker,
-                RedisPresence(broker.client, node_id, config.key_prefix, config.presence_ttl),
-                RedisMatchQueue(broker.client, node_id, config.key_prefix))
-    return MemoryBroker(), MemoryPresence(), MemoryMatchQueue()
-
-
-def make_counters(config: Config, broker: Broker) -> Counters:
-    """Abuse counters shared by the nodes: Redis' with the Redis broker (its client), else
-    this process' own (a node alone: its limits live in memory)."""
-    if config.broker == "redis":
-        from chatd.broker.redis import RedisBroker
-        from chatd.limits.redis import RedisCounters
-        assert isinstance(broker, RedisBroker)
-        return RedisCounters(broker.client, config.key_prefix)
-    return MemoryCounters()
-
-
-def load_filter(config: Config) -> WordFilter:
-    paths = [Path(p) for p in config.wordlists] or [default_wordlists_path()]
-    return WordFilter.from_paths(*paths)
-
-
-def make_sms_provider(config: Config) -> SmsProvider:
-    if config.sms_provider == "webhook":
-        return WebhookSmsProvider(config.sms_webhook_url)
-    return DevSmsProvider()
-
-
-def read_secret(data_dir: Path) -> bytes:
-    """The install's HMAC key for SMS codes: made once, kept beside the database (mode 0600)."""
-    path = data_dir / "secret.key"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        secret = secrets.token_bytes(32)
-        path.touch(mode=0o600)
-        path.write_text(secret.hex())
-        return secret

@@ -35,7 +35,7 @@ class AdminError(Exception):
 
 class Admin:
     def __init__(self, config: Config, out: TextIO = sys.stdout) -> None:
-        from chatd.app import load_filter, make_store
+        from chatd.backends import load_filter, make_store
 
         self.config = config
         self.store: Store = make_store(config)
