@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -16,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from chatd.client import Client
 from chatd.config import Config
 from chatd.server import ChatServer
 from tests.pg import pg_dsn  # noqa: F401  (a fixture for every test module)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 SCALE = float(os.environ.get("CHATD_TEST_TIME_SCALE", "1"))
 REPO = Path(__file__).resolve().parent.parent
@@ -158,3 +162,15 @@ def node_process(tmp_path: Path, wordlist: Path) -> Iterator[Any]:
         if node.proc is not None and node.proc.poll() is None:
             node.proc.kill()
             node.proc.wait()
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of this test alone; its keys are removed afterwards."""
+    p = f"chatd-test-{secrets.token_hex(4)}:"
+    yield p
+    r = redis.Redis.from_url(REDIS_URL)
+    keys = list(r.scan_iter(match=p + "*"))
+    if keys:
+        r.delete(*keys)
+    r.close()

@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis
 
 from chatd.catalog import group_conv_id
 from chatd.client import Client
@@ -26,15 +24,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse 1"
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    p = f"chatd-test-{secrets.token_hex(4)}:"
-    yield p
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(match=p + "*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,15 +18,6 @@ from chatd.store import UserId
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-def prefix() -> Any:
-    p = f"chatd-contract-{secrets.token_hex(4)}:"
-    yield p
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(match=p + "*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 class Inbox:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,6 @@ from tests.conftest import new_phone, t
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A key prefix of this test alone; its keys are removed afterwards."""
-    p = f"chatd-test-{secrets.token_hex(4)}:"
-    yield p
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(match=p + "*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 def cluster(node_process: Any, prefix: str, n: int = 2, redis_url: str = REDIS_URL,
