@@ -24,8 +24,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse 1"
 
 
-
-
 @pytest.fixture
 async def server_with(config: Config) -> AsyncIterator[Any]:
     """Start a server with some settings changed; stopped after the test."""

@@ -17,9 +17,7 @@ from chatd.server import ChatServer
 from chatd.services.registry import MOD_OPS
 from chatd.store import UserId
 from tests.conftest import new_phone, registered, t
-from tests.test_scaleout import cluster, prefix
-
-__all__ = ["prefix"]  # the fixture, re-exported for pytest
+from tests.test_scaleout import cluster
 
 
 async def moderator(server: ChatServer, url: str) -> Client:

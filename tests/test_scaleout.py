@@ -20,8 +20,6 @@ from tests.conftest import new_phone, t
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-
-
 def cluster(node_process: Any, prefix: str, n: int = 2, redis_url: str = REDIS_URL,
             *extra: str) -> list[Any]:
     return [node_process("--broker", "redis", "--redis-url", redis_url, "--key-prefix", prefix,
