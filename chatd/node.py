@@ -21,9 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
-import msgpack
-
-from chatd.broker import Broker, BrokerUnavailable
+from chatd.broker import Broker, BrokerUnavailable, Message
 from chatd.errors import CLOSE_REVOKED
 from chatd.hub import Conn, Hub
 from chatd.ids import ConvId, UserId
@@ -93,7 +91,7 @@ class Node:
 
     async def start(self) -> None:
         await self.presence.start()
-        await self.broker.start(self._on_payload, self._on_reconnect)
+        await self.broker.start(self._on_message, self._on_reconnect)
         # The one channel every node holds: rare node-wide notices, never per-user traffic.
         await self.broker.subscribe(self._sys_channel())
 
@@ -199,9 +197,8 @@ class Node:
                        body: Any) -> None:
         # One delivery path: a node alone publishes through the memory broker exactly as
         # nodes publish through Redis, and receives its own events back the same way.
-        payload = msgpack.packb((kind, target, sender, body), use_bin_type=True)
         try:
-            await self.broker.publish(channel, payload)
+            await self.broker.publish(channel, (kind, target, sender, body))
         except BrokerUnavailable:
             # Local users keep being served; other nodes catch up after the reconnect.
             self.local_fallbacks += 1
@@ -209,11 +206,11 @@ class Node:
 
     # --- receiving -----------------------------------------------------------------------
 
-    async def _on_payload(self, channel: str, payload: bytes) -> None:
+    async def _on_message(self, channel: str, message: Message) -> None:
         try:
-            kind, target, sender, body = msgpack.unpackb(payload, raw=False)
-        except Exception:
-            log.warning("dropped an unreadable broker payload on %s", channel)
+            kind, target, sender, body = message
+        except (TypeError, ValueError):
+            log.warning("dropped an unreadable broker message on %s", channel)
             return
         await self._dispatch(kind, target, sender, body)
 

@@ -18,8 +18,6 @@ from chatd.store import UserId
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-
-
 class Inbox:
     def __init__(self) -> None:
         self.got: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -57,6 +55,34 @@ async def test_subscribed_channel_gets_each_publish_once_in_order(broker: Any,
     await asyncio.sleep(0.1)
     assert inbox.got.empty()
     assert b.healthy
+
+
+async def test_a_message_is_data_and_arrives_equal(broker: Any, prefix: str) -> None:
+    b, inbox = broker
+    channel = prefix + "c:data"
+    await b.subscribe(channel)
+    await asyncio.sleep(0.1)
+    message = ["c", "g:x", ["u1", None], {"t": "msg", "seq": 3, "body": "你好", "raw": b"\x00"}]
+    await b.publish(channel, message)
+    got_channel, got = await inbox.next()
+    assert got_channel == channel and list(got) == message
+
+
+async def test_redis_drops_an_unreadable_message_and_reads_on(prefix: str) -> None:
+    inbox = Inbox()
+    b = RedisBroker(REDIS_URL, prefix, "contract")
+    await b.start(inbox)
+    try:
+        channel = prefix + "c:garbage"
+        await b.subscribe(channel)
+        await asyncio.sleep(0.1)
+        raw = redis.Redis.from_url(REDIS_URL)
+        raw.publish(channel, b"\xc1 not msgpack")
+        raw.close()
+        await b.publish(channel, "after")
+        assert await inbox.next() == (channel, "after")
+    finally:
+        await b.close()
 
 
 async def test_unsubscribed_channel_gets_nothing(broker: Any, prefix: str) -> None:

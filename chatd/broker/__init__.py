@@ -1,6 +1,6 @@
 """The broker carries events between nodes: the contract, and the memory one (one node alone).
 
-Contract: ``publish`` delivers the payload AT MOST ONCE to every node subscribed to the channel
+Contract: ``publish`` delivers the message AT MOST ONCE to every node subscribed to the channel
 at that moment, in publish order per channel from one publisher; nothing is stored. Durable
 history plus the per-conversation ``seq`` make any gap recoverable: after a broker outage
 the node calls the ``on_reconnect`` hook so it can catch up from the store.
@@ -12,11 +12,15 @@ The Redis implementation is in :mod:`chatd.broker.redis`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["Broker", "BrokerUnavailable", "Handler", "MemoryBroker", "ReconnectHook"]
+__all__ = ["Broker", "BrokerUnavailable", "Handler", "MemoryBroker", "Message", "ReconnectHook"]
 
-Handler = Callable[[str, bytes], Awaitable[None] | None]
+#: What crosses the broker: plain data msgpack can carry (maps, lists, str, bytes, ints).
+#: How it travels is the broker's business: the memory broker hands the same object back
+#: (receivers must not change it), the Redis one sends it as MessagePack.
+Message = Any
+Handler = Callable[[str, Message], Awaitable[None] | None]
 ReconnectHook = Callable[[], Awaitable[None]]
 
 
@@ -32,7 +36,7 @@ class Broker(Protocol):
     async def close(self) -> None: ...
     async def subscribe(self, channel: str) -> None: ...
     async def unsubscribe(self, channel: str) -> None: ...
-    async def publish(self, channel: str, payload: bytes) -> None: ...
+    async def publish(self, channel: str, message: Message) -> None: ...
 
     @property
     def healthy(self) -> bool: ...
@@ -59,9 +63,9 @@ class MemoryBroker:
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
 
-    async def publish(self, channel: str, payload: bytes) -> None:
+    async def publish(self, channel: str, message: Message) -> None:
         if self._handler is not None and channel in self._channels:
-            result = self._handler(channel, payload)
+            result = self._handler(channel, message)
             if result is not None:
                 await result
 

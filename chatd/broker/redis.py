@@ -16,10 +16,11 @@ import logging
 import random
 from typing import Any
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chatd.broker import BrokerUnavailable, Handler, ReconnectHook
+from chatd.broker import BrokerUnavailable, Handler, Message, ReconnectHook
 from chatd.tasks import stop_task
 
 __all__ = ["RedisBroker", "bounded_client"]
@@ -106,11 +107,11 @@ class RedisBroker:
             log.warning("redis %s failed (%s); the reader will resubscribe", command,
                         type(exc).__name__)
 
-    async def publish(self, channel: str, payload: bytes) -> None:
-        """Queue the publish; one flusher sends everything queued meanwhile as one pipeline
-        (a round trip and a parse per batch, not per message; order kept)."""
+    async def publish(self, channel: str, message: Message) -> None:
+        """Queue the publish (as MessagePack); one flusher sends everything queued meanwhile
+        as one pipeline (a round trip and a parse per batch, not per message; order kept)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.append((channel, payload, fut))
+        self._outbox.append((channel, msgpack.packb(message, use_bin_type=True), fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="chatd-redis-publish")
         await fut
@@ -190,7 +191,12 @@ class RedisBroker:
             if isinstance(channel, bytes):
                 channel = channel.decode()
             try:
-                result = handler(channel, message["data"])
+                data = msgpack.unpackb(message["data"], raw=False)
+            except Exception:
+                log.warning("dropped an unreadable broker message on %s", channel)
+                continue
+            try:
+                result = handler(channel, data)
                 if inspect.isawaitable(result):
                     await result
             except Exception:
