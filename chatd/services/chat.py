@@ -13,7 +13,7 @@ from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
 from chatd.services.ops import BODY, I_OPT, S_OPT, STR_LIST, Call, Field, S, op
-from chatd.services.text import TextGate
+from chatd.services.text import BatchedGate, TextGate
 from chatd.store import SendRefused, Store
 
 __all__ = ["ChatService"]
@@ -29,6 +29,7 @@ class ChatService:
         self.store = store
         self.node = node
         self.text = text
+        self._batched = BatchedGate(text)
         self._now = now_ms
         # Message ids: a random per-process prefix and a counter (unique across nodes and
         # restarts, and much cheaper than uuid4 on the hot path).
@@ -48,7 +49,7 @@ class ChatService:
         if cid is not None and not 1 <= len(cid) <= MAX_CID:
             raise BadRequest(f"cid must be 1 to {MAX_CID} characters", field="cid")
         # The filter is pure: it decides before any store job (``filtered``: nothing stored).
-        checked = self.text.check(body)
+        checked = await self._batched.check(body)
         result = await self.store.send_message(ConvId(conv), self._new_id(), sender,
                                                self._now(), cid, checked.text, checked.flagged)
         if isinstance(result, SendRefused):
