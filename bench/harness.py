@@ -46,6 +46,7 @@ LOAD_FLAGS: tuple[str, ...] = (
     # Each generated user sends far more than a person types (per-user limits).
     "--user-messages-per-minute", "1000000", "--user-matches-per-minute", "1000000",
     "--user-reports-per-hour", "1000000", "--user-sms-per-hour", "1000000",
+    "--user-searches-per-minute", "1000000",
 )
 PASSWORD = "bench-password-1"
 

@@ -55,6 +55,7 @@ USER_LIMITS: Final = {
     "match.start": ("user_matches_per_minute", 60_000),
     "report": ("user_reports_per_hour", 3_600_000),
     "sms.send": ("user_sms_per_hour", 3_600_000),
+    "search": ("user_searches_per_minute", 60_000),
 }
 
 

@@ -74,6 +74,7 @@ class Config:
     user_matches_per_minute: int = 20
     user_reports_per_hour: int = 20
     user_sms_per_hour: int = 10
+    user_searches_per_minute: int = 30
     # Text
     wordlists: tuple[str, ...] = ()
     max_message_chars: int = 2000
@@ -151,6 +152,8 @@ SETTINGS_HELP: dict[str, str] = {
     "user_matches_per_minute": "match.start per user per minute, all connections and nodes",
     "user_reports_per_hour": "report per user per hour, all connections and nodes",
     "user_sms_per_hour": "sms.send per logged-in user per hour, all connections and nodes",
+    "user_searches_per_minute": "search per user per minute (pages too), all connections and "
+                                "nodes",
     "session_ttl_days": "days a session token stays valid",
     "sms_purge_interval": "seconds between two purges of expired SMS codes",
     "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
@@ -258,7 +261,7 @@ def _validate(c: Config) -> None:
                  "sms_global_hourly",
                  "login_failures_per_address", "max_post_chars", "search_history_keep",
                  "user_messages_per_minute", "user_matches_per_minute", "user_reports_per_hour",
-                 "user_sms_per_hour"):
+                 "user_sms_per_hour", "user_searches_per_minute"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
     if c.shutdown_grace < 0:

@@ -48,6 +48,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Underage",
+    "muted",
 ]
 
 CLOSE_NORMAL: Final = 1000
@@ -96,6 +97,11 @@ class Unauthorized(ChatError):
 class Forbidden(ChatError):
     code = "forbidden"
     default_msg = "not allowed"
+
+
+def muted(until: int) -> Forbidden:
+    """The refusal of anything a muted user would publish (``until``: when the mute ends)."""
+    return Forbidden("you are muted", reason="muted", until=until)
 
 
 class NotFound(ChatError):

@@ -27,6 +27,7 @@ from chatd.errors import (
     RateLimited,
     Unauthorized,
     Underage,
+    muted,
 )
 from chatd.ids import ConvId, UserId
 from chatd.limits import Counters, MemoryCounters
@@ -231,7 +232,7 @@ class AccountService:
     async def _reserve(self, phone: str, address: str) -> list[str]:
         """Count one failed attempt of the phone (and the address) ahead of time; refused with
         ``rate_limited`` when a limit is reached. The keys to forgive after a success."""
-        rules = [(f"login:p:{phone}", self.config.login_failures_per_phone)]
+        rules = [(_phone_failures(phone), self.config.login_failures_per_phone)]
         if address:
             rules.append((f"login:a:{address}", self.config.login_failures_per_address))
         keys: list[str] = []
@@ -304,10 +305,9 @@ class AccountService:
             raise Unauthorized("the password is wrong")
         await self._forgive(keys)
 
-    def forget(self, phone: str) -> None:
-        """Drop the in-memory counters of a deleted account's phone (Redis' expire)."""
-        if isinstance(self.counters, MemoryCounters):
-            self.counters.reset_now(f"login:p:{phone}")
+    async def forget(self, phone: str) -> None:
+        """Drop the failed-login counter of a deleted account's phone."""
+        await self.counters.reset(_phone_failures(phone))
 
     @op("logout")
     async def logout(self, call: Call) -> Outcome | None:
@@ -369,7 +369,7 @@ class AccountService:
         if ("nickname" in args or "bio" in args) and before is not None \
                 and before.muted_until > self._now():
             # A nickname or a bio is published text: a mute covers it as it covers msg.send.
-            raise Forbidden("you are muted", reason="muted", until=before.muted_until)
+            raise muted(before.muted_until)
         nickname = self._nickname(args["nickname"]) if "nickname" in args else None
         bio = None
         if "bio" in args:
@@ -409,6 +409,11 @@ def self_view(user: User) -> dict[str, Any]:
     view: dict[str, Any] = user.public()
     view.update(phone=user.phone, birthdate=user.birthdate, role=user.role)
     return view
+
+
+def _phone_failures(phone: str) -> str:
+    """The counter of a phone's failed logins and confirmations."""
+    return f"login:p:{phone}"
 
 
 def _not_twice(call: Call) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from chatd.config import Config
-from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge, muted
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
 from chatd.services.ops import BODY, I_OPT, S_OPT, STR_LIST, Call, Field, S, op
@@ -115,7 +115,7 @@ class ChatService:
         if ctx is None or not ctx.member:
             raise Forbidden("you are not a member of this conversation")
         if ctx.muted_until > self._now():
-            raise Forbidden("you are muted", reason="muted", until=ctx.muted_until)
+            raise muted(ctx.muted_until)
         await self.node.to_conv(conv, {"t": "typing", "conv": conv, "user": user}, user,
                                 skip=call.conn_id)
 
@@ -150,7 +150,7 @@ class ChatService:
 
 def _refusal_error(refused: SendRefused) -> Forbidden:
     if refused.reason == "muted":
-        return Forbidden("you are muted", reason="muted", until=refused.until)
+        return muted(refused.until)
     if refused.reason == "closed":
         return Forbidden("this conversation has ended", reason="closed")
     if refused.reason == "blocked":

@@ -187,7 +187,7 @@ class PrivacyService:
             raise Forbidden("this account no longer exists")
         await self.accounts.confirm(user, password, code)
         ended = await self.store.delete_account(user.id)
-        self.accounts.forget(user.phone)
+        await self.accounts.forget(user.phone)
         await self.matching.cancel(user.id)
         # The others end now; this one after its reply (its End effect).
         await self.node.revoke(user.id, ended, skip=call.conn_id)

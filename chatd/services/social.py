@@ -14,9 +14,8 @@ from typing import Any, Final
 
 from chatd.catalog import Catalog, group_conv_id
 from chatd.config import Config
-from chatd.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLarge
+from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge, muted
 from chatd.ids import ConvId, UserId
-from chatd.services.limits import WindowLimiter
 from chatd.services.moderation import MODERATOR, page, report_wire
 from chatd.services.ops import BODY, BODY_OPT, I_OPT, LINE_OPT, S_OPT, Call, S, op
 from chatd.services.privacy import consents_of
@@ -34,8 +33,6 @@ MAX_CITY: Final = 40
 MAX_QUERY: Final = 50
 MAX_REPORT_TEXT: Final = 500
 SEARCH_KINDS: Final = ("all", "users", "posts", "groups")
-# Searches (pages included) per user per minute, on each node: no walking the user table.
-SEARCH_LIMIT: Final = 30
 
 
 class SocialService:
@@ -46,7 +43,6 @@ class SocialService:
         self.text = text
         self.catalog = catalog
         self._now = now_ms
-        self._searches = WindowLimiter(SEARCH_LIMIT, 60.0)
 
     # --- posts ---------------------------------------------------------------------------
 
@@ -75,7 +71,7 @@ class SocialService:
             raise Forbidden("this account no longer exists")
         now = self._now()
         if user.muted_until > now:
-            raise Forbidden("you are muted", reason="muted", until=user.muted_until)
+            raise muted(user.muted_until)
         checked = self.text.check(body)
         post = Post(uuid.uuid4().hex, author, checked.text, now, group, city, checked.flagged,
                     user.nickname)
@@ -114,10 +110,6 @@ class SocialService:
     async def search(self, call: Call, q: str, kind: str | None = None,
                      offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
         viewer = call.user
-        wait = self._searches.retry_after_ms(viewer)
-        if wait:
-            raise RateLimited(wait, "too many searches; slow down")
-        self._searches.hit(viewer)
         q = q.strip()
         if not 1 <= len(q) <= MAX_QUERY:
             raise BadRequest(f"q must be 1 to {MAX_QUERY} characters", field="q")
@@ -176,7 +168,7 @@ class SocialService:
         me = await self.store.get_user(reporter)
         if me is not None and me.muted_until > self._now():
             # Reports are text too (and a muted spammer's bulk reports flood the queue).
-            raise Forbidden("you are muted", reason="muted", until=me.muted_until)
+            raise muted(me.muted_until)
         if kind not in REPORT_KINDS:
             raise BadRequest(f"kind must be one of {', '.join(REPORT_KINDS)}", field="kind")
         if reason not in REPORT_REASONS:
