@@ -3,6 +3,14 @@
     async with await Client.connect("ws://127.0.0.1:8765/ws") as c:
         reply = await c.call("interests")
         event = await c.next_event("msg")
+
+An ``unavailable`` reply (the store or the broker failing for a moment) is retried by
+:meth:`Client.request` and :meth:`Client.call`: the same request with a new ``rid`` after the
+reply's ``retry_after`` ms (at most 5 s; exponential back-off when it is missing), up to 5
+attempts within 30 s in all; then the last reply is returned (or raised) as any other. A
+``msg.send`` without a ``cid`` is given a random one before its first attempt, so a retry of a
+send that was stored after all returns the first result instead of storing it twice. Other
+error codes are never retried. Set ``retry_attempts = 1`` on a client to see every reply.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
+import secrets
 from typing import Any, Literal
 
 import msgpack
@@ -31,6 +41,15 @@ class ClientError(Exception):
 
 
 class Client:
+    #: Attempts of one request while the server answers ``unavailable`` (1: no retry).
+    retry_attempts: int = 5
+    #: Seconds from the first attempt after which no further attempt is started.
+    retry_total: float = 30.0
+    #: Longest wait between attempts, in seconds, whatever ``retry_after`` says.
+    retry_delay_cap: float = 5.0
+    #: First back-off, in seconds, when an ``unavailable`` reply has no ``retry_after``.
+    retry_backoff: float = 0.1
+
     def __init__(self, ws: ClientConnection, codec: Literal["msgpack", "json"]) -> None:
         self.ws = ws
         self.codec = codec
@@ -93,7 +112,39 @@ class Client:
                     fut.set_exception(ConnectionError("connection closed"))
 
     async def request(self, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
-        """Send one request and return its reply map (``ok`` or ``err``)."""
+        """Send one request and return its reply map (``ok`` or ``err``).
+
+        ``timeout`` is per attempt; ``unavailable`` replies are retried (see the module doc).
+        """
+        if op == "msg.send" and "cid" not in fields:
+            fields["cid"] = secrets.token_hex(12)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_total
+        attempt = 1
+        while True:
+            reply = await self._request_once(op, timeout, fields)
+            if reply.get("t") != "err" or reply.get("code") != "unavailable":
+                return reply
+            if attempt >= self.retry_attempts:
+                return reply
+            delay = self._retry_delay(reply, attempt)
+            if loop.time() + delay >= deadline:
+                return reply
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _retry_delay(self, reply: dict[str, Any], attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` after an ``unavailable`` reply."""
+        after = reply.get("retry_after")
+        if isinstance(after, int | float) and not isinstance(after, bool) and after >= 0:
+            return min(float(after) / 1000.0, self.retry_delay_cap)
+        # No hint from the server: exponential back-off with jitter (so that the clients of
+        # one failing node do not all come back at the same instant).
+        base = min(self.retry_backoff * 2.0 ** (attempt - 1), self.retry_delay_cap)
+        return base * random.uniform(0.5, 1.0)
+
+    async def _request_once(self, op: str, timeout: float,
+                            fields: dict[str, Any]) -> dict[str, Any]:
         rid = next(self._rids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
@@ -104,7 +155,8 @@ class Client:
             self._pending.pop(rid, None)
 
     async def call(self, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
-        """Like :meth:`request`, but an ``err`` reply raises :class:`ClientError`."""
+        """Like :meth:`request` (retries included), but an ``err`` reply raises
+        :class:`ClientError`."""
         reply = await self.request(op, timeout, **fields)
         if reply.get("t") == "err":
             raise ClientError(reply)
