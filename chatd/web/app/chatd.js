@@ -9,6 +9,13 @@
 //   client.on("ready", ({ user }) => ...);  // after a (re)connect, and after auth if a token is kept
 //   await client.start();
 //   const reply = await client.call("interests");   // throws ChatdError on an "err" reply
+//
+// An "unavailable" reply (the server's store or broker failing for a moment) is retried by
+// request() and call(): the same request with a new rid after the reply's retry_after ms
+// (at most 5 s; exponential back-off when it is missing), up to 5 attempts within 30 s in
+// all (RETRY); then the last reply is returned (or thrown) as any other. A msg.send without
+// a cid is given a random one first, so a retry can never store the message twice. Other
+// error codes are never retried.
 
 export const SUBPROTOCOL = "chatd.v1.json";
 
@@ -40,6 +47,7 @@ const ERROR_TEXT = {
   rate_limited: "操作太频繁，请稍后再试 (rate limited)",
   too_large: "内容太长 (too large)",
   internal: "服务器错误，请重试 (internal)",
+  unavailable: "服务暂时不可用，请稍后重试 (unavailable)",
   disconnected: "连接已断开 (disconnected)",
 };
 
@@ -62,7 +70,7 @@ export function describeError(err) {
   if (r.code === "filtered" && r.category) text += ` · 类别 category: ${r.category}`;
   if (r.code === "bad_request" && r.field) text += ` · 字段 field: ${r.field}`;
   if (r.code === "too_large" && r.limit) text += ` · 上限 limit: ${r.limit}`;
-  if (r.code === "rate_limited" && r.retry_after) {
+  if ((r.code === "rate_limited" || r.code === "unavailable") && r.retry_after) {
     text += ` · ${Math.ceil(r.retry_after / 1000)} 秒后重试`;
   }
   if (r.until) text += ` · 直到 until ${new Date(r.until).toLocaleString()}`;
@@ -75,6 +83,28 @@ export function randomId() {
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * Retry policy of "unavailable" replies: attempts in all (1: no retry), the budget from the
+ * first attempt after which no further one starts, the longest wait whatever retry_after
+ * says, and the first back-off when a reply has no retry_after (all times in ms). A client
+ * takes a copy (client.retry), which a page may change.
+ */
+export const RETRY = Object.freeze({ attempts: 5, total: 30_000, delayCap: 5_000, backoff: 100 });
+
+/** Milliseconds to wait after the `attempt`-th attempt was answered "unavailable". */
+export function retryDelay(reply, attempt, policy = RETRY) {
+  const after = reply.retry_after;
+  if (typeof after === "number" && Number.isFinite(after) && after >= 0) {
+    return Math.min(after, policy.delayCap);
+  }
+  // No hint from the server: exponential back-off with jitter, so that the clients of one
+  // failing node do not all come back at the same instant.
+  const base = Math.min(policy.backoff * 2 ** (attempt - 1), policy.delayCap);
+  return base * (0.5 + Math.random() / 2);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One WebSocket session that reconnects by itself and resumes with "auth" when a token is
@@ -98,6 +128,7 @@ export class ChatdClient {
     this.stopped = false;
     this.retryDelay = 500;
     this.pingTimer = null;
+    this.retry = { ...RETRY };
   }
 
   get token() {
@@ -208,8 +239,25 @@ export class ChatdClient {
     this.pending.clear();
   }
 
-  /** Send one request; resolves with its reply map ("ok" or "err"). */
-  request(op, fields = {}) {
+  /**
+   * Send one request; resolves with its reply map ("ok" or "err"). "unavailable" replies are
+   * retried (see RETRY): each attempt has a new rid, the fields (and so the cid) stay.
+   */
+  async request(op, fields = {}) {
+    if (op === "msg.send" && fields.cid === undefined) fields = { ...fields, cid: randomId() };
+    const deadline = Date.now() + this.retry.total;
+    for (let attempt = 1; ; attempt++) {
+      const reply = await this.requestOnce(op, fields);
+      if (reply.t !== "err" || reply.code !== "unavailable") return reply;
+      if (attempt >= this.retry.attempts || this.stopped) return reply;
+      const delay = retryDelay(reply, attempt, this.retry);
+      if (Date.now() + delay >= deadline) return reply;
+      await sleep(delay);
+    }
+  }
+
+  /** One attempt of a request: a fresh rid, resolved by the reply with that rid. */
+  requestOnce(op, fields) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
       return Promise.resolve({ t: "err", code: "disconnected", msg: "not connected" });
     }
@@ -220,7 +268,7 @@ export class ChatdClient {
     });
   }
 
-  /** Like request(), but an "err" reply throws a ChatdError. */
+  /** Like request() (retries included), but an "err" reply throws a ChatdError. */
   async call(op, fields = {}) {
     const reply = await this.request(op, fields);
     if (reply.t === "err") throw new ChatdError(reply);
