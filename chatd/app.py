@@ -66,6 +66,8 @@ class App:
         self.metrics = Metrics()
         self.catalog = Catalog.load()
         self.store = make_store(config)
+        self.store.health.on_commit = self.metrics.commit_seconds.observe
+        self.store.health.on_failure = self.metrics.store_failures.inc
         # The files are the base; the store's moderator changes are applied at start().
         base_filter = load_filter(config)
         self.live_filter = LiveFilter(base_filter)
@@ -86,7 +88,9 @@ class App:
             random_after=config.match_random_after,
             recent_pair_hours=config.match_recent_pair_hours), self.store, self.node, queue)
         self.words = WordLists(self.store, self.live_filter, base_filter, self.node,
-                               config.wordlist_poll_interval)
+                               config.wordlist_poll_interval,
+                               on_reload=lambda result: self.metrics.filter_reloads.labels(
+                                   result).inc())
         self.node.on_sys = self.words.on_notice
         self.moderation = ModerationService(self.store, self.node, self.words)
         self.privacy = PrivacyService(self.store, self.node, self.accounts, self.matching,
@@ -130,6 +134,29 @@ class App:
         while True:
             await asyncio.sleep(10)
             await asyncio.to_thread(self.data_dir.touch)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/healthz``: 503 while draining or while the store fails (no message can be
+        stored: a load balancer should send clients elsewhere); 200 with ``degraded`` when only
+        the broker fails (this node still serves its own users)."""
+        store, broker = self.store.health, self.broker.healthy
+        status = "draining" if self.draining else \
+            "ok" if store.healthy and broker else "degraded"
+        body: dict[str, Any] = {"status": status, "node": self.node_id,
+                                "connections": self.hub.connections,
+                                "broker": "ok" if broker else "degraded",
+                                "store": "ok" if store.healthy else "degraded"}
+        if store.fault is not None:
+            body["store_error"] = store.fault
+        return (503 if self.draining or not store.healthy else 200), body
+
+    def scrape(self) -> bytes:
+        """``/metrics``: the gauges read at scrape time, then every metric."""
+        m = self.metrics
+        m.deliveries.set(self.node.delivered)
+        m.store_healthy.set(1 if self.store.health.healthy else 0)
+        m.broker_healthy.set(1 if self.broker.healthy else 0)
+        return m.render()
 
     async def _catch_up(self, conv: ConvId, after: int) -> list[dict[str, Any]]:
         return [m.wire() for m in await self.store.history(conv, after, 500)]

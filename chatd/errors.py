@@ -13,7 +13,9 @@ The tree (codes are the strings of PROTOCOL.md; details travel as extra reply fi
     ├── Filtered          filtered       text failed the word filter (details: category)
     ├── RateLimited       rate_limited   (details: retry_after in ms)
     ├── TooLarge          too_large
-    └── Internal          internal       never carries the cause to the client
+    ├── Unavailable       unavailable    the store or the broker is failing for a moment:
+    │                                    retry after ``retry_after`` ms (same ``cid``)
+    └── Internal          internal       a bug; never carries the cause to the client
 
 Close codes used by the server (RFC 6455 range, then the 4000-4999 private range):
 
@@ -47,6 +49,7 @@ __all__ = [
     "RateLimited",
     "TooLarge",
     "Unauthorized",
+    "Unavailable",
     "Underage",
     "muted",
 ]
@@ -137,6 +140,16 @@ class RateLimited(ChatError):
     default_msg = "too many requests"
 
     def __init__(self, retry_after_ms: int, msg: str | None = None) -> None:
+        super().__init__(msg, retry_after=max(1, int(retry_after_ms)))
+
+
+class Unavailable(ChatError):
+    """Retryable: storage or routing is down for a moment (never a bug, never the input)."""
+
+    code = "unavailable"
+    default_msg = "temporarily unavailable; retry"
+
+    def __init__(self, retry_after_ms: int = 1000, msg: str | None = None) -> None:
         super().__init__(msg, retry_after=max(1, int(retry_after_ms)))
 
 

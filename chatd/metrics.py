@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
 
@@ -21,6 +21,30 @@ class Metrics:
                                    registry=self.registry)
         self.deliveries = Gauge("chatd_deliveries", "Frames queued to local connections",
                                 registry=self.registry)
+        self.store_healthy = Gauge("chatd_store_healthy",
+                                   "1 while the store commits, 0 from a failed commit or "
+                                   "connection until the next good commit",
+                                   registry=self.registry)
+        self.store_failures = Counter("chatd_store_failures",
+                                      "Failed store commits and connections",
+                                      registry=self.registry)
+        self.commit_seconds = Histogram("chatd_store_commit_seconds",
+                                        "Store transaction time, begin to durable commit",
+                                        buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1,
+                                                 .25, .5, 1, 2.5),
+                                        registry=self.registry)
+        self.broker_healthy = Gauge("chatd_broker_healthy", "1 while the broker publishes",
+                                    registry=self.registry)
+        self.filter_reloads = Counter("chatd_filter_reloads",
+                                      "Word-list reloads, by result (ok or failed)", ["result"],
+                                      registry=self.registry)
+
+        # Series an alert watches with increase(): present at 0 from the start, so the first
+        # one after a restart counts.
+        for code in ("internal", "unavailable"):
+            self.errors.labels(code)
+        for result in ("ok", "failed"):
+            self.filter_reloads.labels(result)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

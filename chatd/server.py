@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 
 from chatd.app import App
+from chatd.broker import BrokerUnavailable
 from chatd.config import Config
 from chatd.errors import (
     CLOSE_IDLE,
@@ -38,6 +40,7 @@ from chatd.errors import (
     ChatError,
     Internal,
     RateLimited,
+    Unavailable,
 )
 from chatd.ids import UserId
 from chatd.protocol import (
@@ -51,7 +54,7 @@ from chatd.protocol import (
 )
 from chatd.services.ops import Attach, Call, End, Outcome
 from chatd.services.privacy import redact_frames
-from chatd.store import StoreError
+from chatd.store import StoreUnavailable
 
 __all__ = ["ChatServer", "run"]
 
@@ -59,6 +62,8 @@ log = logging.getLogger("chatd.server")
 _ids = itertools.count(1)
 # Connection ids are unique across nodes too (a node skips the sender's connection by id).
 _NODE_TAG = secrets.token_hex(3)
+#: What ``unavailable`` asks a client to wait before it retries (same ``cid``).
+UNAVAILABLE_RETRY_MS = 1000
 
 
 class Connection:
@@ -150,6 +155,7 @@ class ChatServer:
         self._server: Server | None = None
         self.port = config.port
         self._per_address: dict[str, int] = {}
+        self._unavailable, self._unavailable_logged = 0, 0.0
 
     async def start(self) -> None:
         await self.app.start()
@@ -203,14 +209,10 @@ class ChatServer:
                                  "application/json")
             return None
         if path == "/healthz":
-            body = {"status": "draining" if self.app.draining else "ok",
-                    "node": self.app.node_id, "connections": self.app.hub.connections,
-                    "broker": "ok" if self.app.broker.healthy else "degraded"}
-            return _response(503 if self.app.draining else 200, json.dumps(body).encode(),
-                             "application/json")
+            status, body = self.app.health()
+            return _response(status, json.dumps(body).encode(), "application/json")
         if path == "/metrics":
-            self.app.metrics.deliveries.set(self.app.node.delivered)
-            return _response(200, self.app.metrics.render(),
+            return _response(200, self.app.scrape(),
                              "text/plain; version=0.0.4; charset=utf-8")
         if self.config.serve_web_pages and request.path.startswith(("/app", "/mod")):
             return _static(path)
@@ -298,10 +300,11 @@ class ChatServer:
             except ChatError as exc:
                 self.app.metrics.errors.labels(exc.code).inc()
                 reply = session.error(exc, request.rid)
-            except StoreError as exc:
-                log.error("[%s] %s failed in the store: %s", conn.cid, request.op, exc)
-                self.app.metrics.errors.labels("internal").inc()
-                reply = session.error(Internal("storage unavailable; retry"), request.rid)
+            except (StoreUnavailable, BrokerUnavailable) as exc:
+                # Retryable: the store or the broker is failing for a moment (health says so).
+                self._note_unavailable(request.op, exc)
+                self.app.metrics.errors.labels(Unavailable.code).inc()
+                reply = session.error(Unavailable(UNAVAILABLE_RETRY_MS), request.rid)
             except Exception:
                 log.exception("[%s] %s failed", conn.cid, request.op)
                 self.app.metrics.errors.labels("internal").inc()
@@ -310,6 +313,15 @@ class ChatServer:
             if end is not None:
                 conn.close_soon(end.code, end.reason)
                 return
+
+    def _note_unavailable(self, op: str, exc: Exception) -> None:
+        """One WARNING line per few seconds of an outage, not one per refused request."""
+        self._unavailable += 1
+        now = time.monotonic()
+        if now - self._unavailable_logged >= 5.0:
+            log.warning("%d requests refused as unavailable (last: %s: %s)", self._unavailable,
+                        op, exc)
+            self._unavailable, self._unavailable_logged = 0, now
 
     async def _apply(self, conn: Connection, outcome: Outcome) -> End | None:
         """Apply a session effect: the one place that changes who is on a connection."""

@@ -13,10 +13,15 @@ Times are wall-clock seconds here: ``since`` must mean the same on every host.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any, Final
 
+from redis.exceptions import RedisError
+
+from chatd.broker import BrokerUnavailable
 from chatd.matching.policy import Prefs, Seeker, UserId
 
 __all__ = ["RedisMatchQueue"]
@@ -51,15 +56,21 @@ class RedisMatchQueue:
     def now(self) -> float:
         return time.time()
 
+    # The request path (match.start, match.cancel): Redis down is BrokerUnavailable, which
+    # the client sees as the retryable ``unavailable``.
+
     async def get(self, user_id: str) -> Seeker | None:
-        raw = await self._r.hget(self._queue, user_id)
+        with _reachable():
+            raw = await self._r.hget(self._queue, user_id)
         return _decode(raw)[0] if raw else None
 
     async def put(self, seeker: Seeker) -> None:
-        await self._r.hset(self._queue, seeker.user_id, _encode(seeker, self.node_id))
+        with _reachable():
+            await self._r.hset(self._queue, seeker.user_id, _encode(seeker, self.node_id))
 
     async def remove(self, user_id: str) -> None:
-        await self._r.hdel(self._queue, user_id)
+        with _reachable():
+            await self._r.hdel(self._queue, user_id)
 
     async def lead(self) -> bool:
         """Mark this node alive; True when it holds (or just took) the matcher lease."""
@@ -88,6 +99,14 @@ class RedisMatchQueue:
 
     async def close(self) -> None:
         return None
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"match queue unreachable: {type(exc).__name__}") from exc
 
 
 def _encode(s: Seeker, node_id: str) -> str:

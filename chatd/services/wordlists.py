@@ -115,8 +115,10 @@ class WordLists:
 
     def __init__(self, store: Store, live: LiveFilter, base: WordFilter, node: Node,
                  poll: float = 1.0,
-                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 on_reload: Callable[[str], None] | None = None) -> None:
         self.store = store
+        self._on_reload = on_reload  # told "ok" or "failed" after each rebuild
         self.live = live
         self.base = base
         self.node = node
@@ -166,12 +168,18 @@ class WordLists:
                 log.exception("word-list version %d does not build; keeping version %d",
                               version, self.version)
                 self._failed = version
+                self._reloaded("failed")
                 return False
             self.live.swap(new)
+            self._reloaded("ok")
             log.info("word lists at version %d (%d entries, filter %s)", version, len(new),
                      new.version)
             self.version = version
             return True
+
+    def _reloaded(self, result: str) -> None:
+        if self._on_reload is not None:
+            self._on_reload(result)
 
     async def change(self, actor: str, op: str, word: str, category: str = "",
                      action: str = "") -> int:

@@ -6,7 +6,7 @@ milliseconds since the epoch. Writes that a method returns from are durably comm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,6 +35,8 @@ __all__ = [
     "SmsCodeRow",
     "Store",
     "StoreError",
+    "StoreHealth",
+    "StoreUnavailable",
     "User",
     "UserId",
     "WordChange",
@@ -50,6 +52,38 @@ class StoreError(Exception):
 
 class DuplicateError(StoreError):
     """A unique constraint refused the write (e.g. the phone is registered already)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written right now (down, disk full, busy): retry."""
+
+
+class StoreHealth:
+    """The store's own view of itself: degraded from the first failed commit or connection
+    until a commit succeeds again. The hooks (metrics) may be called from a store thread."""
+
+    __slots__ = ("failures", "fault", "on_commit", "on_failure")
+
+    def __init__(self) -> None:
+        self.fault: str | None = None  # what failed last, while degraded
+        self.failures = 0
+        self.on_commit: Callable[[float], None] | None = None  # commit seconds
+        self.on_failure: Callable[[], None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.fault is None
+
+    def committed(self, seconds: float | None = None) -> None:
+        self.fault = None
+        if seconds is not None and self.on_commit is not None:
+            self.on_commit(seconds)
+
+    def failed(self, exc: BaseException) -> None:
+        self.fault = str(exc)[:200] or type(exc).__name__
+        self.failures += 1
+        if self.on_failure is not None:
+            self.on_failure()
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +317,8 @@ class Consent:
 
 
 class Store(Protocol):
+    health: StoreHealth
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 

@@ -11,6 +11,7 @@ Safe for concurrent writers on different hosts:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -131,6 +132,7 @@ class Chat(Engine):
                               ts: int, cid: str | None, flagged: bool,
                               refusal: Callable[[Any], Awaitable[SendRefused | None]] | None
                               = None) -> AppendResult | SendRefused:
+        started = time.perf_counter()
         async with self._conn() as c:
             first = await _by_cid(c, sender, cid)
             if first is not None:
@@ -151,7 +153,7 @@ class Chat(Engine):
                 return AppendResult(first, created=False)
         if seq is None:
             raise StoreError("no such conversation")
-        self._committed()
+        self._committed(started)
         return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts), created=True)
 
     async def history(self, conv: ConvId, after: int, limit: int,

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from chatd.store.base import DuplicateError, StoreError
+from chatd.store.base import DuplicateError, StoreError, StoreHealth, StoreUnavailable
 from chatd.store.postgres.schema import MIGRATIONS
 
 __all__ = ["Engine", "now_ms"]
@@ -35,7 +35,15 @@ log = logging.getLogger("chatd.store")
 
 # Errors that mean "the database could not do it": server errors, client/protocol errors,
 # and socket failures (refused, reset, timed out: TimeoutError is an OSError).
-_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError,
+                     asyncpg.InternalClientError, OSError)
+# Of those, the ones that say the server cannot be reached or written now (down, shutting
+# down, starting up, out of disk or connections), not that a statement was wrong.
+# InternalClientError: a connection the server dropped mid-operation ("cannot switch to
+# state 15; another operation is in progress"), seen during a fast shutdown.
+_UNAVAILABLE: Final = (OSError, TimeoutError, asyncpg.InterfaceError,
+                       asyncpg.InternalClientError, asyncpg.PostgresConnectionError,
+                       asyncpg.OperatorInterventionError, asyncpg.InsufficientResourcesError)
 # Key of the advisory lock that serialises migrations across nodes ("chatd" in ASCII, then 1).
 _MIGRATION_LOCK: Final = 0x6368_6174_6400_0001
 
@@ -55,6 +63,7 @@ class Engine:
         # Same counters as SQLiteStore (the store bench reads them). Without group commit
         # every write is its own transaction, so they grow together.
         self.commits = 0
+        self.health = StoreHealth()
         self.jobs_run = 0
         self._vacuum_due: set[str] = set()
         self._vacuum: asyncio.Task[None] | None = None
@@ -94,28 +103,34 @@ class Engine:
         """A pooled connection; asyncpg errors leave as DuplicateError or StoreError."""
         pool = self._pool
         if pool is None:
-            raise StoreError("store is closed")
+            raise StoreUnavailable("store is closed")
         try:
             async with pool.acquire() as c:
                 yield c
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateError(str(exc)) from exc
+        except _UNAVAILABLE as exc:
+            failure = StoreUnavailable(f"database unavailable: {exc}")
+            self.health.failed(failure)
+            raise failure from exc
         except _DB_ERRORS as exc:
             raise StoreError(f"database error: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:
         """A connection inside a transaction that commits when the block exits cleanly."""
+        started = time.perf_counter()
         async with self._conn() as c, c.transaction():
             yield c
-        self._committed()
+        self._committed(started)
 
 
     async def _exec(self, sql: str, *args: object) -> str:
         """One statement, committed on its own; asyncpg's status string ("UPDATE 1")."""
+        started = time.perf_counter()
         async with self._conn() as c:
             status: str = await c.execute(sql, *args)
-        self._committed()
+        self._committed(started)
         return status
 
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
@@ -140,9 +155,11 @@ class Engine:
                 log.error("VACUUM after an erasure failed (autovacuum will do it): %s", exc)
                 return
 
-    def _committed(self) -> None:
+    def _committed(self, started: float | None = None) -> None:
+        """A write committed (``started``: when its transaction began, for the latency)."""
         self.commits += 1
         self.jobs_run += 1
+        self.health.committed(None if started is None else time.perf_counter() - started)
 
 
 def now_ms() -> int:

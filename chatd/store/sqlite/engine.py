@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from chatd.store.base import DuplicateError, StoreError
+from chatd.store.base import DuplicateError, StoreError, StoreHealth, StoreUnavailable
 from chatd.store.sqlite.schema import MIGRATIONS
 
 __all__ = ["Engine", "now_ms"]
@@ -39,6 +39,9 @@ log = logging.getLogger("chatd.store")
 T = TypeVar("T")
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 _STOP: Final = object()
+# Primary result codes of a database that cannot be written now (not of a bad statement):
+# BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL.
+_UNAVAILABLE: Final = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15})
 
 
 class Engine:
@@ -58,6 +61,7 @@ class Engine:
         self._conn: sqlite3.Connection | None = None
         self.commits = 0  # transactions committed (group-commit measurement)
         self.jobs_run = 0
+        self.health = StoreHealth()
         # Set by a job on the worker thread that erased personal data: checkpoint the WAL.
         self._erasure_due = False
         self.erasure_checkpoints = 0
@@ -131,6 +135,7 @@ class Engine:
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
+        started = time.perf_counter()
         try:
             # Fast path: the whole batch in one transaction, no savepoints. Jobs are functions
             # of the database alone, so if one raises, the batch is rolled back and replayed
@@ -141,12 +146,19 @@ class Engine:
                 results = self._transaction(conn, batch, isolate=True)
             self.commits += 1
             self.jobs_run += len(batch)
+            # A job the database itself failed (disk full under a savepoint) is a fault too.
+            fault = next((e for _, e in results if isinstance(e, StoreUnavailable)), None)
+            if fault is None:
+                self.health.committed(time.perf_counter() - started)
+            else:
+                self.health.failed(fault)
         except sqlite3.Error as exc:
             log.error("transaction failed: %s", exc)
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            failure = StoreError(f"database error: {exc}")
+            failure = _translate(exc)
+            self.health.failed(failure)
             results = [(None, failure) for _ in batch]
         # One wake-up of each event loop per batch, not one per job.
         by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
@@ -199,7 +211,7 @@ class Engine:
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None:
-            raise StoreError("store is closed")
+            raise StoreUnavailable("store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, loop, fut))
@@ -231,6 +243,9 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         return DuplicateError(str(exc))
     if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in _UNAVAILABLE:
+            return StoreUnavailable(f"database unavailable: {exc}")
         return StoreError(f"database error: {exc}")
     return exc
 
