@@ -14,8 +14,11 @@ then reconciles every acknowledged message against ``history``:
 - ``disk``: one node whose SQLite dir is on a small tmpfs; fill it with a file until ENOSPC,
   hold, delete the file.
 
-Printed per fault: sent, acked, errors by code, lost-acked (must be 0), recovery time (from
-the end of the fault until every client had a send acknowledged again).
+Printed per fault: sent, acked, errors by code, the health states the nodes reported
+(``status/broker/store`` from ``/healthz``), lost-acked (must be 0), recovery time (from the
+end of the fault until every client had a send acknowledged again). A storage fault
+(``postgres``, ``disk``) also fails the verdict when ``/healthz`` showed only ``ok`` meanwhile,
+or when clients got ``internal`` (a bug) instead of the retryable ``unavailable``.
 """
 
 from __future__ import annotations
@@ -145,14 +148,25 @@ class Tmpfs:
             self.path.rmdir()
 
 
+STORAGE_FAULTS = ("postgres", "disk")
+
+
 def health(port: int) -> dict[str, Any]:
+    """The node's ``/healthz`` body (a 503 carries one too), or ``{"status": "down"}``."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
             return dict(json.loads(r.read()))
     except urllib.error.HTTPError as exc:
-        return {"status": f"http {exc.code}"}
+        try:
+            return {**json.loads(exc.read()), "http": exc.code}
+        except ValueError:
+            return {"status": f"http {exc.code}"}
     except (OSError, ValueError):
         return {"status": "down"}
+
+
+def health_state(h: dict[str, Any]) -> str:
+    return f"{h.get('status')}/{h.get('broker', '-')}/{h.get('store', '-')}"
 
 
 class Fault:
@@ -195,8 +209,7 @@ class Fault:
     def poll(self) -> None:
         for i, s in enumerate(self.servers):
             if s.proc.poll() is None:
-                h = health(s.port)
-                self.last[f"n{i}"] = f"{h.get('status')}/{h.get('broker', '-')}"
+                self.last[f"n{i}"] = health_state(health(s.port))
                 self.seen[f"{self.phase} n{i}:{self.last[f'n{i}']}"] += 1
 
 
@@ -275,7 +288,8 @@ class DiskFault(Fault):
 
     def broken(self, fleet: Fleet, since: float) -> bool:
         # SQLite reuses its WAL file's space: the store fails only once the WAL must grow.
-        return any(t >= since and code == "internal" for t, code in fleet.error_times[-500:])
+        return any(t >= since and code == "unavailable"
+                   for t, code in fleet.error_times[-500:])
 
     def end(self) -> None:
         self.fs.free()
@@ -370,13 +384,35 @@ def summary(r: dict[str, Any]) -> str:
             f"idempotency_mismatch={r['idem_mismatch']} "
             f"stored_unacked={r['stored_unacked']} (of {r['stored']} stored) "
             f"unseen={r['unseen']} gaps_filled_from_history={r['recovered_at_end']}; "
-            f"recovery {rec}")
+            f"recovery {rec}\n"
+            f"  verdict: {'; '.join(problems(r)) or 'ok'}")
+
+
+def store_degraded_seen(r: dict[str, Any]) -> bool:
+    """Some node said during the fault that its store was degraded."""
+    # Keys read "during n0:status/broker/store".
+    return any(k.startswith("during") and k.rsplit("/", 1)[-1] == "degraded"
+               for k in r["health_seen"])
+
+
+def problems(r: dict[str, Any]) -> list[str]:
+    """What this fault's run got wrong (empty: it passed)."""
+    bad = []
+    if not (r["lost_acked"] == 0 and r["duplicates"] == 0 and r["seq_gaps"] == 0
+            and r["conflicts"] == 0 and r["idem_mismatch"] == 0 and r["unseen"] == 0):
+        bad.append("messages lost, doubled or out of order")
+    if r["recovery_s"] is None:
+        bad.append("never recovered")
+    if r["fault"] in STORAGE_FAULTS:
+        if not store_degraded_seen(r):
+            bad.append("/healthz showed the store ok throughout a storage fault")
+        if r["errors_during_fault"].get("internal", 0):
+            bad.append("clients got internal (not unavailable) for a storage fault")
+    return bad
 
 
 def ok(r: dict[str, Any]) -> bool:
-    return (r["lost_acked"] == 0 and r["duplicates"] == 0 and r["seq_gaps"] == 0
-            and r["conflicts"] == 0 and r["idem_mismatch"] == 0 and r["unseen"] == 0
-            and r["recovery_s"] is not None)
+    return not problems(r)
 
 
 @contextlib.contextmanager
@@ -418,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     bad = [r["fault"] for r in results if not ok(r)]
-    print("VERDICT: " + ("PASS: nothing acknowledged was lost" if not bad
+    print("VERDICT: " + ("PASS: nothing acknowledged was lost; storage faults showed in "
+                         "/healthz and as unavailable" if not bad
                          else f"FAIL: {', '.join(bad)}"))
     return 1 if bad else 0
 

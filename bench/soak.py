@@ -35,7 +35,8 @@ from chatd.client import Client, ClientError
 
 __all__ = ["Agent", "Fleet", "main", "soak"]
 
-RETRYABLE = frozenset({"internal", "rate_limited"})
+# ``internal`` is a bug, not retried: it counts as given up.
+RETRYABLE = frozenset({"unavailable", "rate_limited"})
 # A lost connection, a refused one, or no reply in time: the send may or may not be stored.
 NET_ERRORS = (ConnectionError, OSError, TimeoutError, WebSocketException)
 PASSWORD = "soak-password-1"
@@ -84,6 +85,8 @@ class Agent:
         self.token, self.user = reply["token"], reply["user"]["id"]
 
     def _attach(self, c: Client) -> None:
+        # The agent retries itself (same cid) and counts every error reply: no hidden retries.
+        c.retry_attempts = 1
         self.client = c
         self.reader = asyncio.create_task(self._events(c))
 
