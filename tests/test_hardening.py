@@ -193,13 +193,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-async def test_full_disk_answers_internal_and_recovers(small_disk: Path,
-                                                       wordlist: Path) -> None:
+async def test_full_disk_answers_unavailable_and_recovers(small_disk: Path,
+                                                          wordlist: Path) -> None:
     srv = ChatServer(Config(port=0, data_dir=small_disk / "d", wordlists=(str(wordlist),),
                             rate_per_second=1000, rate_burst=1000, sms_resend_interval=0))
     await srv.start()
     try:
         a = await registered(url_of(srv), ["pet.cat"])
+        a.retry_attempts = 1  # every reply seen as it comes
         acked = [await a.call("msg.send", conv="g:pet.cat", body="before", cid="b0")]
         filler = small_disk / "filler"
         with filler.open("wb") as f, pytest.raises(OSError):
@@ -212,9 +213,15 @@ async def test_full_disk_answers_internal_and_recovers(small_disk: Path,
             codes.add(r["t"] if r["t"] == "ok" else r["code"])
             if r["t"] == "ok":
                 acked.append(r)
-        assert "internal" in codes
+        # Retryable, never "internal" (a bug); the node says its store is down.
+        assert "unavailable" in codes and "internal" not in codes, codes
+        status, health = srv.app.health()
+        assert status == 503 and health["store"] == "degraded" and health["status"] == "degraded"
+        assert "full" in health["store_error"]
         filler.unlink()
         after = await a.call("msg.send", conv="g:pet.cat", body="after", cid="a0")
+        status, health = srv.app.health()
+        assert status == 200 and health["store"] == "ok" and "store_error" not in health
         acked.append(after)
         history = (await a.call("history", conv="g:pet.cat", limit=200))["messages"]
         assert {m["id"] for m in history} >= {x["id"] for x in acked}
