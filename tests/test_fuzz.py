@@ -57,7 +57,9 @@ def check(session: Session, frame: bytes | str) -> None:
         assert result.op in OPS
         for name, value in result.args.items():
             spec = OPS[result.op].fields[name]
-            assert isinstance(value, spec.kind) and not isinstance(value, bool)
+            # Exact types: a bool only where the field is a bool (True is not an int).
+            assert isinstance(value, spec.kind)
+            assert isinstance(value, bool) == (spec.kind is bool), (name, value)
         return
     assert isinstance(result, Reject)
     reply = json.loads(result.reply) if isinstance(result.reply, str) else \
