@@ -179,4 +179,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX posts_body_trgm ON posts USING gin (body gin_trgm_ops);
     CREATE INDEX users_nickname_prefix ON users (lower(nickname) text_pattern_ops)
     """,
+    # 5: replies, recall, per-user hides, conversation mutes, delivered receipts, session
+    # activity (what a chat list and a devices page show)
+    """
+    ALTER TABLE messages ADD COLUMN reply_to TEXT;
+    ALTER TABLE messages ADD COLUMN recalled BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE conv_members ADD COLUMN mute_until BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE conv_members ADD COLUMN delivered_seq BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN last_active BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE message_hides(
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        conv_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY(user_id, conv_id, seq)
+    )
+    """,
 )

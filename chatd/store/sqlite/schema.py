@@ -209,4 +209,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     END;
     CREATE INDEX users_nickname_nocase ON users(nickname COLLATE NOCASE)
     """,
+    # 5: replies, recall, per-user hides, conversation mutes, delivered receipts, session
+    # activity (what a chat list and a devices page show)
+    """
+    ALTER TABLE messages ADD COLUMN reply_to TEXT;
+    ALTER TABLE messages ADD COLUMN recalled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conv_members ADD COLUMN mute_until INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conv_members ADD COLUMN delivered_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN last_active INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE message_hides(
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        conv_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY(user_id, conv_id, seq)
+    )
+    """,
 )
