@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from chatd.store.base import (
+    QUOTE_CHARS,
     TOMBSTONE,
+    UNREAD_CAP,
     AppendResult,
     AuditEntry,
     CodeTry,
@@ -13,6 +15,8 @@ from chatd.store.base import (
     DuplicateError,
     Message,
     Post,
+    Quote,
+    RecallRefused,
     Report,
     ReviewItem,
     SendContext,
@@ -30,7 +34,9 @@ from chatd.store.base import (
 from chatd.store.sqlite import SQLiteStore
 
 __all__ = [
+    "QUOTE_CHARS",
     "TOMBSTONE",
+    "UNREAD_CAP",
     "AppendResult",
     "AuditEntry",
     "CodeTry",
@@ -40,6 +46,8 @@ __all__ = [
     "DuplicateError",
     "Message",
     "Post",
+    "Quote",
+    "RecallRefused",
     "Report",
     "ReviewItem",
     "SQLiteStore",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from chatd.ids import TOMBSTONE, ConvId, UserId
 
@@ -16,7 +16,10 @@ from chatd.ids import TOMBSTONE, ConvId, UserId
 CodeTry = Literal["ok", "wrong", "burnt"]
 
 __all__ = [
+    "MSG_COLS",
+    "QUOTE_CHARS",
     "TOMBSTONE",
+    "UNREAD_CAP",
     "AppendResult",
     "AuditEntry",
     "CodeTry",
@@ -27,6 +30,8 @@ __all__ = [
     "Membership",
     "Message",
     "Post",
+    "Quote",
+    "RecallRefused",
     "Report",
     "ReviewItem",
     "SendContext",
@@ -40,6 +45,7 @@ __all__ = [
     "User",
     "UserId",
     "WordChange",
+    "message_row",
     "send_refusal",
 ]
 
@@ -128,6 +134,29 @@ class SmsCodeRow:
     used: bool
 
 
+#: How much of a quoted message a reply carries (a chat bubble shows a line of it).
+QUOTE_CHARS: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The message a reply answers, as it is when read: a recalled or removed one shows as
+    such, with no text."""
+
+    id: str
+    seq: int
+    sender: UserId
+    body: str
+    gone: Literal["", "recalled", "deleted"] = ""
+
+    def wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {"id": self.id, "seq": self.seq, "from": self.sender,
+                                   "body": "" if self.gone else self.body[:QUOTE_CHARS]}
+        if self.gone:
+            wire[self.gone] = True
+        return wire
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     conv: ConvId
@@ -140,6 +169,10 @@ class Message:
     deleted: bool = False
     # Held for review by the word filter (read by the export; not part of the wire form).
     flagged: bool = False
+    # Recalled by its sender: body is "" (erased), seq is kept.
+    recalled: bool = False
+    reply_to: str | None = None
+    quote: Quote | None = None  # the message ``reply_to`` names, when it can be read
 
     def wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"t": "msg", "conv": self.conv, "id": self.id,
@@ -147,7 +180,30 @@ class Message:
                                    "ts": self.ts}
         if self.deleted:
             wire["deleted"] = True
+        if self.recalled:
+            wire["recalled"] = True
+        if self.reply_to is not None:
+            wire["reply_to"] = self.reply_to
+            if self.quote is not None:
+                wire["quote"] = self.quote.wire()
         return wire
+
+
+#: A message with the one it replies to (``m`` and ``q``): every read of messages selects
+#: these columns (the same SQL in both dialects) and turns a row into a record with
+#: :func:`message_row`.
+MSG_COLS: Final = ("SELECT m.conv_id, m.id, m.seq, m.sender, m.body, m.ts, m.deleted,"
+                   " m.recalled, m.reply_to, q.seq, q.sender, q.body, q.recalled, q.deleted"
+                   " FROM messages m LEFT JOIN messages q ON q.id=m.reply_to")
+
+
+def message_row(r: Sequence[Any]) -> Message:
+    quote = None
+    if r[8] is not None and r[9] is not None:
+        quote = Quote(r[8], int(r[9]), UserId(r[10]), r[11],
+                      "recalled" if r[12] else "deleted" if r[13] else "")
+    return Message(ConvId(r[0]), r[1], int(r[2]), UserId(r[3]), r[4], int(r[5]), bool(r[6]),
+                   recalled=bool(r[7]), reply_to=r[8], quote=quote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +211,10 @@ class AppendResult:
     message: Message
     # False when a retried client id found the first result instead of storing a new message.
     created: bool
+
+
+#: ``unread`` counts at most this many (the newest): a chat list shows "999+".
+UNREAD_CAP: Final = 999
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +225,15 @@ class ConvSummary:
     read_seq: int
     peer: UserId | None
     closed: bool
-    # Unread messages after ``read_seq``, not counting group messages from users the reader
-    # blocked (as live delivery and ``history`` leave them out).
+    # Unread messages after ``read_seq`` (at most ``UNREAD_CAP``): never the reader's own,
+    # nor ones from users the reader blocked, nor hidden, recalled or removed ones.
     unread: int = 0
+    last: Message | None = None  # the newest message the reader sees (hides, blocks)
+    active_at: int = 0  # the newest message's time, else when the reader joined
+    mute_until: int = 0  # notifications of this conversation are muted until then
+    peer_nickname: str = ""
+    peer_read_seq: int = 0  # 1:1: how far the peer has read and received
+    peer_delivered_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +265,12 @@ class SendRefused:
     """Why ``send_message`` stored nothing: data, never an exception, so that a refused
     message does not roll back the group-commit batch it shares with others."""
 
-    reason: Literal["not_member", "muted", "closed", "blocked"]
+    reason: Literal["not_member", "muted", "closed", "blocked", "no_reply_target"]
     until: int = 0  # muted: when the mute ends
+
+
+#: Why :meth:`Store.recall_message` recalled nothing.
+RecallRefused = Literal["not_found", "not_sender", "too_late"]
 
 
 def send_refusal(ctx: SendContext | None, now: int) -> SendRefused | None:
@@ -368,11 +438,29 @@ class Store(Protocol):
     async def append_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str, ts: int,
                              cid: str | None, flagged: bool) -> AppendResult: ...
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                           cid: str | None, body: str,
-                           flagged: bool) -> AppendResult | SendRefused: ...
+                           cid: str | None, body: str, flagged: bool,
+                           reply_to: str | None = None) -> AppendResult | SendRefused:
+        """The retry check, the sender's right to send and the reply target (a message of
+        the same conversation) in one job; a refusal is returned, not raised."""
     async def history(self, conv: ConvId, after: int, limit: int,
-                      viewer: UserId | None = None) -> list[Message]: ...
+                      viewer: UserId | None = None,
+                      hide_blocked: bool = False) -> list[Message]:
+        """Up to ``limit`` messages with ``seq > after``, oldest first, with their quotes.
+        With ``viewer``: none the viewer hid, and with ``hide_blocked`` none from users the
+        viewer blocked (left out before the limit, so pages stay full)."""
     async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int: ...
+    async def recall_message(self, conv: ConvId, msg_id: str, sender: UserId, now: int,
+                             window_ms: int) -> Message | RecallRefused:
+        """Erase the text of the sender's own message sent within ``window_ms`` (the row and
+        its seq stay, ``recalled``); recalling twice returns the recalled message again."""
+    async def hide_message(self, conv: ConvId, msg_id: str, user_id: UserId) -> Message | None:
+        """Hide one message of ``conv`` from ``user_id``'s own view; None if no such message."""
+    async def set_conv_mute(self, conv: ConvId, user_id: UserId, until: int) -> bool:
+        """False when the user is not a current member."""
+    async def mark_delivered(self, marks: Sequence[tuple[ConvId, UserId, int]]
+                             ) -> list[tuple[ConvId, UserId, int]]:
+        """Raise each (conv, recipient) delivered mark to ``seq`` (clamped to ``last_seq``);
+        returns the marks that rose, with their new value."""
     async def recent_pairs(self, users: Sequence[UserId],
                            since: int) -> set[tuple[UserId, UserId]]: ...
 

@@ -8,11 +8,16 @@ import asyncio
 import pytest
 
 from chatd.store import (
+    QUOTE_CHARS,
+    UNREAD_CAP,
+    AppendResult,
     ConvId,
     DuplicateError,
     Message,
+    SendRefused,
     Store,
     StoreError,
+    UserId,
 )
 from tests.store.support import NOW, Backend, direct, new_user, uid
 
@@ -35,7 +40,8 @@ async def test_direct_conversation(store: Store) -> None:
 
 
 async def test_user_convs_order_and_unread(store: Store) -> None:
-    # Groups first, then ids bytewise ("Z" < "a"), whatever the database collation.
+    # Newest activity first (the last message, else joining); ties by id bytewise ("Z" < "a"),
+    # whatever the database collation.
     tag = uid("")
     groups = [ConvId(f"g:{tag}-b"), ConvId(f"g:{tag}-Z"), ConvId(f"g:{tag}-a")]
     u = await new_user(store, ("x",), tuple(groups))
@@ -44,13 +50,18 @@ async def test_user_convs_order_and_unread(store: Store) -> None:
     await store.create_direct(d1, u.id, peer.id, NOW)
     await store.create_direct(d2, u.id, peer.id, NOW)
     for i in range(4):
-        await store.append_message(d2, uid("m"), peer.id, str(i), NOW, None, False)
+        await store.append_message(d2, uid("m"), peer.id, str(i), NOW + 10 + i, None, False)
+    await store.append_message(groups[2], uid("m"), peer.id, "g", NOW + 5, None, False)
     await store.set_read(d2, u.id, 1)
     convs = await store.user_convs(u.id)
-    assert [c.id for c in convs] == [*sorted(groups), d1, d2]
+    assert [c.id for c in convs] == [d2, groups[2], d1, *sorted(groups[:2])]
     by_id = {c.id: c for c in convs}
-    assert (by_id[d2].last_seq, by_id[d2].read_seq) == (4, 1)
-    assert by_id[d1].peer == peer.id
+    assert (by_id[d2].last_seq, by_id[d2].read_seq, by_id[d2].unread) == (4, 1, 3)
+    assert by_id[d2].active_at == NOW + 13 and by_id[d1].active_at == NOW
+    last = by_id[d2].last
+    assert last is not None and (last.seq, last.body) == (4, "3")
+    assert by_id[d1].peer == peer.id and by_id[d1].peer_nickname == peer.nickname
+    assert by_id[d1].last is None and by_id[groups[0]].peer is None
 
 
 async def test_leave_closes_direct(store: Store) -> None:
@@ -214,3 +225,118 @@ async def test_concurrent_appends_two_nodes(store: Store, backend: Backend) -> N
     assert [m.seq for m in history] == list(range(1, 201))
     [summary] = await store.user_convs(a.id)
     assert summary.last_seq == 200
+
+
+async def test_unread_leaves_out_own_blocked_hidden_recalled(store: Store) -> None:
+    tag = uid("")
+    group = ConvId(f"g:{tag}")
+    me = await new_user(store, ("x",), (group,))
+    friend, pest = await new_user(store, ("x",), (group,)), await new_user(store, ("x",), (group,))
+
+    async def say(who: str, body: str) -> Message:
+        return (await store.append_message(group, uid("m"), UserId(who), body, NOW, None,
+                                           False)).message
+
+    await say(me.id, "mine")
+    hidden = await say(friend.id, "hide me")
+    recalled = await say(friend.id, "oops")
+    await say(pest.id, "spam")
+    seen = await say(friend.id, "hello")
+    await store.block(me.id, pest.id, NOW)
+    assert await store.hide_message(group, hidden.id, me.id) is not None
+    assert not isinstance(await store.recall_message(group, recalled.id, friend.id, NOW, 1000),
+                          str)
+    [summary] = await store.user_convs(me.id)
+    assert summary.unread == 1
+    assert summary.last is not None and summary.last.id == seen.id
+    await store.hide_message(group, seen.id, me.id)
+    await say(pest.id, "more spam")  # the newest, but blocked: the preview skips it
+    [summary] = await store.user_convs(me.id)
+    assert summary.last is not None and summary.last.id == recalled.id
+    assert summary.last.recalled and summary.last.body == ""
+    # The friend hid nothing and blocked nobody: everyone else's messages count.
+    [theirs] = await store.user_convs(friend.id)
+    assert theirs.unread == 3  # mine, spam, more spam (recalled and own ones never count)
+
+
+async def test_unread_is_capped(store: Store) -> None:
+    conv, a, b = await direct(store)
+    for i in range(UNREAD_CAP + 5):
+        await store.append_message(conv, uid("m"), b.id, str(i), NOW, None, False)
+    [summary] = await store.user_convs(a.id)
+    assert summary.unread == UNREAD_CAP
+
+
+async def test_recall(store: Store, backend: Backend) -> None:
+    conv, a, b = await direct(store)
+    msg = (await store.append_message(conv, uid("m"), a.id, "secret words", NOW, None,
+                                      False)).message
+    assert await store.recall_message(conv, msg.id, b.id, NOW + 1, 120_000) == "not_sender"
+    assert await store.recall_message(conv, uid("m"), a.id, NOW + 1, 120_000) == "not_found"
+    other, _, _ = await direct(store)
+    assert await store.recall_message(other, msg.id, a.id, NOW + 1, 120_000) == "not_found"
+    assert await store.recall_message(conv, msg.id, a.id, NOW + 120_001, 120_000) == "too_late"
+    recalled = await store.recall_message(conv, msg.id, a.id, NOW + 120_000, 120_000)
+    assert isinstance(recalled, Message)
+    assert (recalled.seq, recalled.body, recalled.recalled) == (msg.seq, "", True)
+    again = await store.recall_message(conv, msg.id, a.id, NOW + 999_999, 120_000)
+    assert isinstance(again, Message) and again.recalled  # idempotent, even after the window
+    [h] = await store.history(conv, 0, 10)
+    assert h.recalled and h.body == "" and h.wire()["recalled"] is True
+    assert [m.body for m in await store.messages_by(a.id)] == [""]
+
+
+async def test_replies_quote_their_target(store: Store) -> None:
+    conv, a, b = await direct(store)
+    first = (await store.append_message(conv, uid("m"), a.id, "question?" * 20, NOW, None,
+                                        False)).message
+    reply = await store.send_message(conv, uid("m"), b.id, NOW, None, "answer", False,
+                                     reply_to=first.id)
+    assert isinstance(reply, AppendResult)
+    quote = reply.message.wire()["quote"]
+    assert reply.message.reply_to == first.id
+    assert quote == {"id": first.id, "seq": 1, "from": a.id, "body": first.body[:QUOTE_CHARS]}
+    other, x, _ = await direct(store)
+    elsewhere = (await store.append_message(other, uid("m"), x.id, "x", NOW, None,
+                                            False)).message
+    for target in (elsewhere.id, uid("m")):  # another conversation's message, or none
+        refused = await store.send_message(conv, uid("m"), b.id, NOW, None, "a", False,
+                                           reply_to=target)
+        assert refused == SendRefused("no_reply_target")
+    await store.recall_message(conv, first.id, a.id, NOW, 1000)
+    [_, h] = await store.history(conv, 0, 10)
+    assert h.wire()["quote"] == {"id": first.id, "seq": 1, "from": a.id, "body": "",
+                                 "recalled": True}
+
+
+async def test_hides_are_per_user(store: Store) -> None:
+    conv, a, b = await direct(store)
+    m1 = (await store.append_message(conv, uid("m"), a.id, "1", NOW, None, False)).message
+    await store.append_message(conv, uid("m"), a.id, "2", NOW, None, False)
+    assert await store.hide_message(conv, uid("m"), b.id) is None
+    hidden = await store.hide_message(conv, m1.id, b.id)
+    assert hidden is not None and hidden.seq == 1
+    assert await store.hide_message(conv, m1.id, b.id) is not None  # idempotent
+    assert [m.seq for m in await store.history(conv, 0, 10, b.id)] == [2]
+    assert [m.seq for m in await store.history(conv, 0, 10, a.id)] == [1, 2]
+    assert [m.seq for m in await store.history(conv, 0, 10)] == [1, 2]
+
+
+async def test_conv_mute_and_delivered_marks(store: Store) -> None:
+    conv, a, b = await direct(store)
+    for i in range(3):
+        await store.append_message(conv, uid("m"), a.id, str(i), NOW, None, False)
+    assert await store.set_conv_mute(conv, b.id, NOW + 60_000)
+    assert not await store.set_conv_mute(ConvId(uid("d")), b.id, NOW)
+    assert await store.mark_delivered([(conv, b.id, 2)]) == [(conv, b.id, 2)]
+    # Lower or equal marks do not move it; a mark past the last seq is clamped.
+    assert await store.mark_delivered([(conv, b.id, 1), (conv, b.id, 2)]) == []
+    assert await store.mark_delivered([(conv, b.id, 99)]) == [(conv, b.id, 3)]
+    await store.set_read(conv, b.id, 1)
+    [sa] = await store.user_convs(a.id)
+    [sb] = await store.user_convs(b.id)
+    assert (sa.peer_delivered_seq, sa.peer_read_seq, sa.mute_until) == (3, 1, 0)
+    assert sb.mute_until == NOW + 60_000
+    assert await store.set_conv_mute(conv, b.id, 0)
+    [sb] = await store.user_convs(b.id)
+    assert sb.mute_until == 0

@@ -43,15 +43,16 @@ async def test_history_and_unread_leave_out_blocked_senders(store: Store) -> Non
     for i, sender in enumerate([friend, pest, pest, friend, pest]):
         await store.append_message(group, uid("m"), sender.id, str(i), NOW, None, False)
     await store.block(me.id, pest.id, NOW)
-    assert [m.body for m in await store.history(group, 0, 10, me.id)] == ["0", "3"]
+    assert [m.body for m in await store.history(group, 0, 10, me.id, True)] == ["0", "3"]
     # Left out before the limit, so pages stay full; without a viewer, everything.
-    assert [m.body for m in await store.history(group, 0, 1, me.id)] == ["0"]
-    assert [m.body for m in await store.history(group, 1, 1, me.id)] == ["3"]
+    assert [m.body for m in await store.history(group, 0, 1, me.id, True)] == ["0"]
+    assert [m.body for m in await store.history(group, 1, 1, me.id, True)] == ["3"]
     assert len(await store.history(group, 0, 10)) == 5
+    assert len(await store.history(group, 0, 10, me.id)) == 5  # 1:1 views keep them
     [summary] = [c for c in await store.user_convs(me.id) if c.id == group]
     assert (summary.last_seq, summary.unread) == (5, 2)
     await store.set_read(group, me.id, 2)
     [summary] = [c for c in await store.user_convs(me.id) if c.id == group]
     assert summary.unread == 1
     [theirs] = [c for c in await store.user_convs(friend.id) if c.id == group]
-    assert theirs.unread == 5
+    assert theirs.unread == 3  # the pest's: their own never count

@@ -18,18 +18,23 @@ from typing import Any
 import asyncpg
 
 from chatd.store.base import (
+    MSG_COLS,
+    UNREAD_CAP,
     AppendResult,
     ConvId,
     ConvSummary,
     Message,
+    Quote,
+    RecallRefused,
     SendContext,
     SendRefused,
     StoreError,
     UserId,
+    message_row,
     send_refusal,
 )
 from chatd.store.postgres.engine import Engine
-from chatd.store.postgres.rows import MSG_COLS, to_message
+from chatd.store.postgres.rows import rowcount
 
 __all__ = ["Chat"]
 
@@ -72,13 +77,14 @@ class Chat(Engine):
             return await _send_context(c, conv, user_id)
 
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                           cid: str | None, body: str,
-                           flagged: bool) -> AppendResult | SendRefused:
+                           cid: str | None, body: str, flagged: bool,
+                           reply_to: str | None = None) -> AppendResult | SendRefused:
         """The retry check, then the sender's right to send (a refusal is returned, not
-        raised) and the insert in one transaction."""
+        raised), the reply target and the insert in one transaction."""
         async def refusal(c: Any) -> SendRefused | None:
             return send_refusal(await _send_context(c, conv, sender), ts)
-        return await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged, refusal)
+        return await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged, refusal,
+                                          reply_to)
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
         """Current members, in no particular order."""
@@ -88,23 +94,24 @@ class Chat(Engine):
         return [UserId(r[0]) for r in rows]
 
     async def user_convs(self, user_id: UserId) -> list[ConvSummary]:
-        """The user's current conversations: groups first, then by id (bytewise, as SQLite)."""
+        """The user's current conversations with what a chat list shows, newest activity
+        first (then by id, bytewise as SQLite): two statements."""
         async with self._conn() as c:
-            rows = await c.fetch(
-                "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed,"
-                " (SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>$1"
-                "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1),"
-                # Group messages from users the reader blocked are not unread (one query).
-                " CASE WHEN cv.kind='group' THEN (SELECT COUNT(*) FROM blocks b JOIN messages x"
-                "  ON x.sender=b.blocked AND x.conv_id=cv.id AND x.seq>m.read_seq"
-                "  WHERE b.blocker=$1) ELSE 0 END"
-                " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
-                " WHERE m.user_id=$1 AND m.left_at IS NULL"
-                " ORDER BY cv.kind DESC, cv.id COLLATE \"C\"", user_id)
-        return [ConvSummary(ConvId(r[0]), r[1], r[2], r[3],
-                            UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]),
-                            max(0, int(r[2]) - int(r[3]) - int(r[6])))
-                for r in rows]
+            rows = await c.fetch(_USER_CONVS, user_id, UNREAD_CAP)
+            wanted = [(r[0], r[12]) for r in rows if r[12] is not None]
+            lasts = {} if not wanted else {
+                (r[0], int(r[2])): message_row(r) for r in await c.fetch(
+                    f"{MSG_COLS} JOIN unnest($1::text[], $2::bigint[]) AS w(conv, seq)"
+                    " ON m.conv_id=w.conv AND m.seq=w.seq",
+                    [w[0] for w in wanted], [w[1] for w in wanted])}
+        out = [ConvSummary(
+            ConvId(r[0]), r[1], int(r[2]), int(r[3]),
+            UserId(r[7]) if r[1] == "direct" and r[7] else None, bool(r[4]), int(r[13]),
+            lasts.get((r[0], r[12])) if r[12] is not None else None,
+            int(r[11] if r[11] is not None else r[6]), int(r[5]), r[8] or "", int(r[9] or 0),
+            int(r[10] or 0)) for r in rows]
+        out.sort(key=lambda s: (-s.active_at, s.id.encode()))
+        return out
 
     async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool:
         """True when the user was a current member; leaving a 1:1 closes it for both."""
@@ -131,7 +138,8 @@ class Chat(Engine):
     async def _insert_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str,
                               ts: int, cid: str | None, flagged: bool,
                               refusal: Callable[[Any], Awaitable[SendRefused | None]] | None
-                              = None) -> AppendResult | SendRefused:
+                              = None, reply_to: str | None = None
+                              ) -> AppendResult | SendRefused:
         started = time.perf_counter()
         async with self._conn() as c:
             first = await _by_cid(c, sender, cid)
@@ -142,7 +150,13 @@ class Chat(Engine):
                     refused = None if refusal is None else await refusal(c)
                     if refused is not None:
                         return refused
-                    seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged)
+                    quote = None
+                    if reply_to is not None:
+                        quote = await _quote(c, conv, reply_to)
+                        if quote is None:
+                            return SendRefused("no_reply_target")
+                    seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged,
+                                           reply_to)
             except asyncpg.UniqueViolationError as exc:
                 if cid is None or exc.constraint_name != "messages_cid":
                     raise
@@ -154,18 +168,20 @@ class Chat(Engine):
         if seq is None:
             raise StoreError("no such conversation")
         self._committed(started)
-        return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts), created=True)
+        return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts, reply_to=reply_to,
+                                    quote=quote), created=True)
 
     async def history(self, conv: ConvId, after: int, limit: int,
-                      viewer: UserId | None = None) -> list[Message]:
-        """Up to ``limit`` messages with ``seq > after``, oldest first; with ``viewer``, none
-        from users the viewer blocked (left out before the limit, so pages stay full)."""
+                      viewer: UserId | None = None,
+                      hide_blocked: bool = False) -> list[Message]:
         async with self._conn() as c:
-            rows = await c.fetch(f"{MSG_COLS} WHERE conv_id=$1 AND seq>$2 AND ($4::text IS NULL"
-                                 " OR sender NOT IN (SELECT blocked FROM blocks"
-                                 " WHERE blocker=$4)) ORDER BY seq LIMIT $3",
-                                 conv, after, limit, viewer)
-        return [to_message(r) for r in rows]
+            rows = await c.fetch(
+                f"{MSG_COLS} WHERE m.conv_id=$1 AND m.seq>$2 AND ($4::text IS NULL OR ("
+                " NOT EXISTS(SELECT 1 FROM message_hides h WHERE h.user_id=$4"
+                "  AND h.conv_id=m.conv_id AND h.seq=m.seq)"
+                " AND (NOT $5 OR m.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=$4))))"
+                " ORDER BY m.seq LIMIT $3", conv, after, limit, viewer, hide_blocked)
+        return [message_row(r) for r in rows]
 
     async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int:
         """Raise the read mark to ``min(seq, last_seq)``, never lower it; return the mark
@@ -177,6 +193,52 @@ class Chat(Engine):
                 " RETURNING m.read_seq", conv, user_id, seq)
         self._committed()
         return int(mark) if mark is not None else 0
+
+    async def mark_delivered(self, marks: Sequence[tuple[ConvId, UserId, int]]
+                             ) -> list[tuple[ConvId, UserId, int]]:
+        if not marks:
+            return []
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "UPDATE conv_members m SET delivered_seq=LEAST(w.seq, cv.last_seq)"
+                " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(conv, usr, seq),"
+                " conversations cv WHERE m.conv_id=w.conv AND m.user_id=w.usr AND cv.id=w.conv"
+                " AND m.delivered_seq<LEAST(w.seq, cv.last_seq)"
+                " RETURNING m.conv_id, m.user_id, m.delivered_seq",
+                [m[0] for m in marks], [m[1] for m in marks], [m[2] for m in marks])
+        self._committed()
+        return [(ConvId(r[0]), UserId(r[1]), int(r[2])) for r in rows]
+
+    async def recall_message(self, conv: ConvId, msg_id: str, sender: UserId, now: int,
+                             window_ms: int) -> Message | RecallRefused:
+        async with self._tx() as c:
+            r = await c.fetchrow("SELECT sender, ts, recalled FROM messages WHERE id=$1"
+                                 " AND conv_id=$2 FOR UPDATE", msg_id, conv)
+            if r is None:
+                return "not_found"
+            if r[0] != sender:
+                return "not_sender"
+            if not r[2]:
+                if now - int(r[1]) > window_ms:
+                    return "too_late"
+                await c.execute("UPDATE messages SET body='', recalled=TRUE, flagged=FALSE"
+                                " WHERE id=$1", msg_id)
+            return message_row(await c.fetchrow(f"{MSG_COLS} WHERE m.id=$1", msg_id))
+
+    async def hide_message(self, conv: ConvId, msg_id: str, user_id: UserId) -> Message | None:
+        async with self._tx() as c:
+            r = await c.fetchrow(f"{MSG_COLS} WHERE m.id=$1 AND m.conv_id=$2", msg_id, conv)
+            if r is None:
+                return None
+            msg = message_row(r)
+            await c.execute("INSERT INTO message_hides(user_id, conv_id, seq) VALUES ($1,$2,$3)"
+                            " ON CONFLICT DO NOTHING", user_id, conv, msg.seq)
+            return msg
+
+    async def set_conv_mute(self, conv: ConvId, user_id: UserId, until: int) -> bool:
+        return rowcount(await self._exec(
+            "UPDATE conv_members SET mute_until=$3 WHERE conv_id=$1 AND user_id=$2"
+            " AND left_at IS NULL", conv, user_id, until)) == 1
 
     async def recent_pairs(self, users: Sequence[UserId],
                            since: int) -> set[tuple[UserId, UserId]]:
@@ -261,13 +323,42 @@ async def _send_context(c: Any, conv: ConvId, user_id: UserId) -> SendContext | 
 async def _by_cid(c: Any, sender: UserId, cid: str | None) -> Message | None:
     if cid is None:
         return None
-    r = await c.fetchrow(f"{MSG_COLS} WHERE sender=$1 AND cid=$2", sender, cid)
-    return to_message(r) if r is not None else None
+    r = await c.fetchrow(f"{MSG_COLS} WHERE m.sender=$1 AND m.cid=$2", sender, cid)
+    return message_row(r) if r is not None else None
+
+
+async def _quote(c: Any, conv: ConvId, msg_id: str) -> Quote | None:
+    r = await c.fetchrow("SELECT seq, sender, body, recalled, deleted FROM messages"
+                         " WHERE id=$1 AND conv_id=$2", msg_id, conv)
+    if r is None:
+        return None
+    return Quote(msg_id, int(r[0]), UserId(r[1]), r[2],
+                 "recalled" if r[3] else "deleted" if r[4] else "")
+
+
+# See the SQLite store: what a chat list row needs, in one statement.
+_VISIBLE = (" AND NOT EXISTS(SELECT 1 FROM message_hides h WHERE h.user_id=$1"
+            "  AND h.conv_id=x.conv_id AND h.seq=x.seq)")
+_USER_CONVS = (
+    "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed, m.mute_until, m.joined_at,"
+    " p.user_id, pu.nickname, p.read_seq, p.delivered_seq,"
+    " (SELECT x.ts FROM messages x WHERE x.conv_id=cv.id AND x.seq=cv.last_seq),"
+    " (SELECT x.seq FROM messages x WHERE x.conv_id=cv.id" + _VISIBLE +
+    "  AND (cv.kind='direct' OR x.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=$1))"
+    "  ORDER BY x.seq DESC LIMIT 1),"
+    " (SELECT COUNT(*) FROM messages x WHERE x.conv_id=cv.id"
+    "  AND x.seq>GREATEST(m.read_seq, cv.last_seq-$2) AND x.sender<>$1 AND NOT x.recalled"
+    "  AND NOT x.deleted AND x.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=$1)"
+    + _VISIBLE + ")"
+    " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
+    " LEFT JOIN conv_members p ON cv.kind='direct' AND p.conv_id=cv.id AND p.user_id<>$1"
+    " LEFT JOIN users pu ON pu.id=p.user_id"
+    " WHERE m.user_id=$1 AND m.left_at IS NULL")
 
 
 # The seq is taken and the message inserted in one statement: the UPDATE locks the
 # conversation row until the insert commits, and a failed insert gives the seq back.
 _APPEND = ("WITH s AS (UPDATE conversations SET last_seq=last_seq+1 WHERE id=$1"
            " RETURNING last_seq)"
-           " INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
-           " SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7 FROM s RETURNING seq")
+           " INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged, reply_to)"
+           " SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq")

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from chatd.store.base import AuditEntry, Message, ReviewItem, UserId, WordChange
+from chatd.store.base import (
+    MSG_COLS,
+    AuditEntry,
+    Message,
+    ReviewItem,
+    UserId,
+    WordChange,
+    message_row,
+)
 from chatd.store.postgres.engine import Engine
-from chatd.store.postgres.rows import MSG_COLS, rowcount, to_message
+from chatd.store.postgres.rows import rowcount
 
 __all__ = ["Moderation"]
 
@@ -86,13 +94,13 @@ class Moderation(Engine):
             f"UPDATE {table} SET flagged=FALSE WHERE id=$1 AND flagged", item_id)) == 1
 
     async def get_message(self, msg_id: str) -> Message | None:
-        rows = await self._fetch(f"{MSG_COLS} WHERE id=$1", msg_id)
-        return to_message(rows[0]) if rows else None
+        rows = await self._fetch(f"{MSG_COLS} WHERE m.id=$1", msg_id)
+        return message_row(rows[0]) if rows else None
 
     async def delete_message(self, msg_id: str) -> Message | None:
         async with self._conn() as c:
-            r = await c.fetchrow("UPDATE messages SET body='', deleted=TRUE, flagged=FALSE"
-                                 " WHERE id=$1 RETURNING conv_id, id, seq, sender, body, ts,"
-                                 " deleted", msg_id)
+            await c.execute("UPDATE messages SET body='', deleted=TRUE, flagged=FALSE"
+                            " WHERE id=$1", msg_id)
+            r = await c.fetchrow(f"{MSG_COLS} WHERE m.id=$1", msg_id)
         self._committed()
-        return to_message(r) if r is not None else None
+        return message_row(r) if r is not None else None

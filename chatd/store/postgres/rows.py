@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from chatd.store.base import ConvId, Message, Post, Report, User, UserId
+from chatd.store.base import Post, Report, User, UserId
 
-__all__ = ["MSG_COLS", "POST_COLS", "REPORT_COLS", "USER_COLS", "load_user", "rowcount",
-           "to_message", "to_post", "to_report", "to_user"]
+__all__ = ["POST_COLS", "REPORT_COLS", "USER_COLS", "load_user", "rowcount",
+           "to_post", "to_report", "to_user"]
 
 USER_COLS: Final = ("SELECT u.id, u.phone, u.pw_hash, u.birthdate, u.gender, u.nickname, u.bio,"
                     " u.role, u.created_at, u.banned_until, u.muted_until,"
                     " ARRAY(SELECT i.tag FROM user_interests i WHERE i.user_id=u.id"
                     " ORDER BY i.pos) AS tags FROM users u")
-MSG_COLS: Final = "SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
 POST_COLS: Final = ("SELECT p.id, p.author, p.body, p.ts, p.grp, p.city, p.flagged, u.nickname"
                     " FROM posts p JOIN users u ON u.id=p.author")
 REPORT_COLS: Final = ("SELECT id, reporter, kind, target, target_user, reason, note, snapshot,"
@@ -46,6 +45,3 @@ def to_report(r: Any) -> Report:
     return Report(r[0], UserId(r[1]), r[2], r[3], UserId(r[4]), r[5], r[6], r[7], int(r[8]),
                   int(r[9]), int(r[10]), r[11], r[12])
 
-
-def to_message(r: Any) -> Message:
-    return Message(ConvId(r[0]), r[1], int(r[2]), UserId(r[3]), r[4], int(r[5]), bool(r[6]))

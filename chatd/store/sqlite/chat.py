@@ -7,18 +7,22 @@ from collections.abc import Sequence
 from typing import Final
 
 from chatd.store.base import (
+    MSG_COLS,
+    UNREAD_CAP,
     AppendResult,
     ConvId,
     ConvSummary,
     Message,
+    Quote,
+    RecallRefused,
     SendContext,
     SendRefused,
     StoreError,
     UserId,
+    message_row,
     send_refusal,
 )
 from chatd.store.sqlite.engine import Engine
-from chatd.store.sqlite.rows import MSG_COLS, to_message
 
 __all__ = ["Chat"]
 
@@ -61,22 +65,24 @@ class Chat(Engine):
         return await self._run(job)
 
     async def user_convs(self, user_id: UserId) -> list[ConvSummary]:
+        """The user's current conversations with what a chat list shows, newest activity
+        first: one statement for the summaries, one lookup per last message."""
         def job(c: sqlite3.Connection) -> list[ConvSummary]:
-            rows = c.execute(
-                "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed,"
-                " (SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>:u"
-                "  LIMIT 1),"
-                # Group messages from users the reader blocked are not unread (one query).
-                " CASE WHEN cv.kind='group' THEN (SELECT COUNT(*) FROM blocks b JOIN messages x"
-                "  ON x.sender=b.blocked AND x.conv_id=cv.id AND x.seq>m.read_seq"
-                "  WHERE b.blocker=:u) ELSE 0 END"
-                " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
-                " WHERE m.user_id=:u AND m.left_at IS NULL ORDER BY cv.kind DESC, cv.id",
-                {"u": user_id}).fetchall()
-            return [ConvSummary(ConvId(r[0]), r[1], r[2], r[3],
-                                UserId(r[5]) if r[1] == "direct" and r[5] else None, bool(r[4]),
-                                max(0, r[2] - r[3] - r[6]))
-                    for r in rows]
+            rows = c.execute(_USER_CONVS, {"u": user_id, "cap": UNREAD_CAP}).fetchall()
+            out = []
+            for r in rows:
+                last = None
+                if r[12] is not None:
+                    row = c.execute(f"{MSG_COLS} WHERE m.conv_id=? AND m.seq=?",
+                                    (r[0], r[12])).fetchone()
+                    last = message_row(row) if row else None
+                direct = r[1] == "direct"
+                out.append(ConvSummary(
+                    ConvId(r[0]), r[1], r[2], r[3], UserId(r[7]) if direct and r[7] else None,
+                    bool(r[4]), int(r[13]), last, int(r[11] if r[11] is not None else r[6]),
+                    int(r[5]), r[8] or "", int(r[9] or 0), int(r[10] or 0)))
+            out.sort(key=lambda s: (-s.active_at, s.id))
+            return out
         return await self._run(job)
 
     async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool:
@@ -100,10 +106,10 @@ class Chat(Engine):
         return await self._run(job)
 
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
-                           cid: str | None, body: str,
-                           flagged: bool) -> AppendResult | SendRefused:
+                           cid: str | None, body: str, flagged: bool,
+                           reply_to: str | None = None) -> AppendResult | SendRefused:
         """One job: the retry check, the sender's right to send (a refusal is returned, not
-        raised), then the insert."""
+        raised), the reply target, then the insert."""
         def job(c: sqlite3.Connection) -> AppendResult | SendRefused:
             first = _by_cid(c, sender, cid)
             if first is not None:
@@ -111,20 +117,27 @@ class Chat(Engine):
             refused = send_refusal(_send_context(c, conv, sender), ts)
             if refused is not None:
                 return refused
-            return _append(c, conv, msg_id, sender, body, ts, cid, flagged)
+            quote = None
+            if reply_to is not None:
+                quote = _quote(c, conv, reply_to)
+                if quote is None:
+                    return SendRefused("no_reply_target")
+            return _append(c, conv, msg_id, sender, body, ts, cid, flagged, quote)
         return await self._run(job)
 
     async def history(self, conv: ConvId, after: int, limit: int,
-                      viewer: UserId | None = None) -> list[Message]:
-        """Up to ``limit`` messages with ``seq > after``, oldest first; with ``viewer``, none
-        from users the viewer blocked (left out before the limit, so pages stay full)."""
+                      viewer: UserId | None = None,
+                      hide_blocked: bool = False) -> list[Message]:
         def job(c: sqlite3.Connection) -> list[Message]:
-            hide = (" AND sender NOT IN (SELECT blocked FROM blocks WHERE blocker=:v)"
-                    if viewer is not None else "")
-            rows = c.execute(f"{MSG_COLS} WHERE conv_id=:c AND seq>:a{hide} ORDER BY seq"
-                             " LIMIT :lim",
+            where = "m.conv_id=:c AND m.seq>:a"
+            if viewer is not None:
+                where += " AND NOT EXISTS(SELECT 1 FROM message_hides h WHERE h.user_id=:v" \
+                         " AND h.conv_id=m.conv_id AND h.seq=m.seq)"
+                if hide_blocked:
+                    where += " AND m.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=:v)"
+            rows = c.execute(f"{MSG_COLS} WHERE {where} ORDER BY m.seq LIMIT :lim",
                              {"c": conv, "a": after, "v": viewer, "lim": limit}).fetchall()
-            return [to_message(r) for r in rows]
+            return [message_row(r) for r in rows]
         return await self._run(job)
 
     async def set_read(self, conv: ConvId, user_id: UserId, seq: int) -> int:
@@ -136,6 +149,55 @@ class Chat(Engine):
                           (conv, user_id)).fetchone()
             return int(r[0]) if r else 0
         return await self._run(job)
+
+    async def mark_delivered(self, marks: Sequence[tuple[ConvId, UserId, int]]
+                             ) -> list[tuple[ConvId, UserId, int]]:
+        def job(c: sqlite3.Connection) -> list[tuple[ConvId, UserId, int]]:
+            raised = []
+            for conv, user, seq in marks:
+                r = c.execute("UPDATE conv_members SET delivered_seq=MIN(:s, (SELECT last_seq"
+                              " FROM conversations WHERE id=:c)) WHERE conv_id=:c AND user_id=:u"
+                              " AND delivered_seq<MIN(:s, (SELECT last_seq FROM conversations"
+                              " WHERE id=:c)) RETURNING delivered_seq",
+                              {"c": conv, "u": user, "s": seq}).fetchone()
+                if r is not None:
+                    raised.append((conv, user, int(r[0])))
+            return raised
+        return await self._run(job)
+
+    async def recall_message(self, conv: ConvId, msg_id: str, sender: UserId, now: int,
+                             window_ms: int) -> Message | RecallRefused:
+        def job(c: sqlite3.Connection) -> Message | RecallRefused:
+            r = c.execute("SELECT sender, ts, recalled FROM messages WHERE id=? AND conv_id=?",
+                          (msg_id, conv)).fetchone()
+            if r is None:
+                return "not_found"
+            if r[0] != sender:
+                return "not_sender"
+            if not r[2]:
+                if now - r[1] > window_ms:
+                    return "too_late"
+                c.execute("UPDATE messages SET body='', recalled=1, flagged=0 WHERE id=?",
+                          (msg_id,))
+                self._erased()  # the text must leave the WAL too, not only the table
+            return message_row(c.execute(f"{MSG_COLS} WHERE m.id=?", (msg_id,)).fetchone())
+        return await self._run(job)
+
+    async def hide_message(self, conv: ConvId, msg_id: str, user_id: UserId) -> Message | None:
+        def job(c: sqlite3.Connection) -> Message | None:
+            r = c.execute(f"{MSG_COLS} WHERE m.id=? AND m.conv_id=?", (msg_id, conv)).fetchone()
+            if r is None:
+                return None
+            msg = message_row(r)
+            c.execute("INSERT OR IGNORE INTO message_hides(user_id, conv_id, seq) VALUES (?,?,?)",
+                      (user_id, conv, msg.seq))
+            return msg
+        return await self._run(job)
+
+    async def set_conv_mute(self, conv: ConvId, user_id: UserId, until: int) -> bool:
+        return await self._run(lambda c: c.execute(
+            "UPDATE conv_members SET mute_until=? WHERE conv_id=? AND user_id=?"
+            " AND left_at IS NULL", (until, conv, user_id)).rowcount == 1)
 
     async def recent_pairs(self, users: Sequence[UserId],
                            since: int) -> set[tuple[UserId, UserId]]:
@@ -214,6 +276,28 @@ class Chat(Engine):
         return await self._run(job)
 
 
+# Hidden messages and (in groups) messages of blocked users are not the reader's "last";
+# unread leaves out the reader's own, blocked, hidden, recalled and removed messages and
+# looks at the newest ``cap`` seqs only (an index range, however far behind the reader is).
+_VISIBLE: Final = (
+    " AND NOT EXISTS(SELECT 1 FROM message_hides h WHERE h.user_id=:u AND h.conv_id=x.conv_id"
+    "  AND h.seq=x.seq)")
+_USER_CONVS: Final = (
+    "SELECT cv.id, cv.kind, cv.last_seq, m.read_seq, cv.closed, m.mute_until, m.joined_at,"
+    " p.user_id, pu.nickname, p.read_seq, p.delivered_seq,"
+    " (SELECT x.ts FROM messages x WHERE x.conv_id=cv.id AND x.seq=cv.last_seq),"
+    " (SELECT x.seq FROM messages x WHERE x.conv_id=cv.id" + _VISIBLE +
+    "  AND (cv.kind='direct' OR x.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=:u))"
+    "  ORDER BY x.seq DESC LIMIT 1),"
+    " (SELECT COUNT(*) FROM messages x WHERE x.conv_id=cv.id"
+    "  AND x.seq>MAX(m.read_seq, cv.last_seq-:cap) AND x.sender<>:u AND x.recalled=0"
+    "  AND x.deleted=0 AND x.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=:u)"
+    + _VISIBLE + ")"
+    " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
+    " LEFT JOIN conv_members p ON cv.kind='direct' AND p.conv_id=cv.id AND p.user_id<>:u"
+    " LEFT JOIN users pu ON pu.id=p.user_id"
+    " WHERE m.user_id=:u AND m.left_at IS NULL")
+
 _SEND_CONTEXT: Final = (
     "SELECT cv.kind, cv.closed,"
     " EXISTS(SELECT 1 FROM conv_members m WHERE m.conv_id=cv.id AND m.user_id=:u"
@@ -237,19 +321,31 @@ def _send_context(c: sqlite3.Connection, conv: ConvId, user_id: UserId) -> SendC
 def _by_cid(c: sqlite3.Connection, sender: UserId, cid: str | None) -> Message | None:
     if cid is None:
         return None
-    r = c.execute(f"{MSG_COLS} WHERE sender=? AND cid=?", (sender, cid)).fetchone()
-    return to_message(r) if r else None
+    r = c.execute(f"{MSG_COLS} WHERE m.sender=? AND m.cid=?", (sender, cid)).fetchone()
+    return message_row(r) if r else None
+
+
+def _quote(c: sqlite3.Connection, conv: ConvId, msg_id: str) -> Quote | None:
+    r = c.execute("SELECT seq, sender, body, recalled, deleted FROM messages WHERE id=?"
+                  " AND conv_id=?", (msg_id, conv)).fetchone()
+    if r is None:
+        return None
+    return Quote(msg_id, r[0], UserId(r[1]), r[2], "recalled" if r[3] else "deleted" if r[4]
+                 else "")
 
 
 def _append(c: sqlite3.Connection, conv: ConvId, msg_id: str, sender: UserId, body: str,
-            ts: int, cid: str | None, flagged: bool) -> AppendResult:
+            ts: int, cid: str | None, flagged: bool, quote: Quote | None = None) -> AppendResult:
     # The seq is taken and the row inserted in one transaction: no gaps, no duplicates.
     row = c.execute("UPDATE conversations SET last_seq=last_seq+1 WHERE id=? RETURNING last_seq",
                     (conv,)).fetchone()
     if row is None:
         raise StoreError("no such conversation")
     seq = int(row[0])
-    c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged)"
-              " VALUES (?,?,?,?,?,?,?,?)", (conv, seq, msg_id, sender, body, ts, cid, int(flagged)))
-    return AppendResult(Message(conv, msg_id, seq, sender, body, ts), created=True)
+    reply_to = quote.id if quote is not None else None
+    c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged, reply_to)"
+              " VALUES (?,?,?,?,?,?,?,?,?)",
+              (conv, seq, msg_id, sender, body, ts, cid, int(flagged), reply_to))
+    return AppendResult(Message(conv, msg_id, seq, sender, body, ts, reply_to=reply_to,
+                                quote=quote), created=True)
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, cast
 
-from chatd.store.base import AuditEntry, Message, ReviewItem, UserId, WordChange
+from chatd.store.base import (
+    MSG_COLS,
+    AuditEntry,
+    Message,
+    ReviewItem,
+    UserId,
+    WordChange,
+    message_row,
+)
 from chatd.store.sqlite.engine import Engine
-from chatd.store.sqlite.rows import MSG_COLS, to_message
 
 __all__ = ["Moderation"]
 
@@ -88,14 +95,14 @@ class Moderation(Engine):
 
     async def get_message(self, msg_id: str) -> Message | None:
         def job(c: sqlite3.Connection) -> Message | None:
-            r = c.execute(f"{MSG_COLS} WHERE id=?", (msg_id,)).fetchone()
-            return to_message(r) if r else None
+            r = c.execute(f"{MSG_COLS} WHERE m.id=?", (msg_id,)).fetchone()
+            return message_row(r) if r else None
         return await self._run(job)
 
     async def delete_message(self, msg_id: str) -> Message | None:
         """Blank the body (the seq stays); the message as it is now, None if unknown."""
         def job(c: sqlite3.Connection) -> Message | None:
             c.execute("UPDATE messages SET body='', deleted=1, flagged=0 WHERE id=?", (msg_id,))
-            r = c.execute(f"{MSG_COLS} WHERE id=?", (msg_id,)).fetchone()
-            return to_message(r) if r else None
+            r = c.execute(f"{MSG_COLS} WHERE m.id=?", (msg_id,)).fetchone()
+            return message_row(r) if r else None
         return await self._run(job)

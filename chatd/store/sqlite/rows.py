@@ -6,12 +6,11 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chatd.store.base import ConvId, Message, Post, Report, User, UserId
+from chatd.store.base import Post, Report, User, UserId
 
-__all__ = ["MSG_COLS", "POST_COLS", "REPORT_COLS", "load_user", "to_message", "to_post",
+__all__ = ["POST_COLS", "REPORT_COLS", "load_user", "to_post",
            "to_report"]
 
-MSG_COLS: Final = "SELECT conv_id, id, seq, sender, body, ts, deleted FROM messages"
 POST_COLS: Final = ("SELECT p.id, p.author, p.body, p.ts, p.grp, p.city, p.flagged, u.nickname"
                     " FROM posts p JOIN users u ON u.id=p.author")
 REPORT_COLS: Final = ("SELECT id, reporter, kind, target, target_user, reason, note, snapshot,"
@@ -27,10 +26,6 @@ def load_user(c: sqlite3.Connection, column: str, value: str) -> User | None:
         "SELECT tag FROM user_interests WHERE user_id=? ORDER BY pos", (r[0],)))
     return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tags, r[9], r[10])
 
-
-def to_message(r: Sequence[Any]) -> Message:
-    return Message(ConvId(r[0]), r[1], r[2], UserId(r[3]), r[4], r[5],
-                   bool(r[6]) if len(r) > 6 else False)
 
 
 def to_post(r: Sequence[Any]) -> Post:
