@@ -82,7 +82,7 @@ class App:
         self.accounts = AccountService(config, self.store, self.node, self.sms, self.catalog,
                                        text, read_secret(config.data_dir),
                                        counters=self.counters)
-        self.chat = ChatService(config, self.store, self.node, text)
+        self.chat = ChatService(config, self.store, self.node, text, self.catalog)
         self.matching = MatchService(MatchConfig(
             any_shared_after=config.match_any_shared_after,
             random_after=config.match_random_after,
@@ -123,6 +123,7 @@ class App:
         await self.privacy.close()
         await self.words.close()
         await self.matching.close()
+        await self.chat.receipts.close()
         await self.node.close()
         await self.store.close()
         await stop_task(self._stamp)

@@ -78,6 +78,7 @@ class Config:
     # Text
     wordlists: tuple[str, ...] = ()
     max_message_chars: int = 2000
+    recall_window: float = 120.0
     wordlist_poll_interval: float = 1.0
     # Posts and search
     max_post_chars: int = 2000
@@ -158,6 +159,7 @@ SETTINGS_HELP: dict[str, str] = {
     "sms_purge_interval": "seconds between two purges of expired SMS codes",
     "wordlists": "comma-separated word-list files or folders (empty: the shipped defaults)",
     "max_message_chars": "longest message body in characters",
+    "recall_window": "seconds during which a sender may recall (撤回) a message",
     "wordlist_poll_interval": "seconds between two checks of the stored word-list version",
     "max_post_chars": "longest status post in characters",
     "search_history_keep": "queries kept per user in the search history",
@@ -195,6 +197,7 @@ SETTINGS_METAVAR: dict[str, str] = {
     "session_ttl_days": "DAYS",
     "wordlists": "PATH[,PATH...]",
     "max_message_chars": "N",
+    "recall_window": "SECONDS",
     "max_post_chars": "N",
     "match_recent_pair_hours": "HOURS",
     "redis_url": "URL",
@@ -268,6 +271,8 @@ def _validate(c: Config) -> None:
         raise bad("shutdown_grace", "must not be negative")
     if c.sms_resend_interval < 0:
         raise bad("sms_resend_interval", "must not be negative")
+    if c.recall_window < 0:
+        raise bad("recall_window", "must not be negative (0: messages cannot be recalled)")
     if c.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise bad("log_level", f"{c.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
     hints = get_type_hints(Config)

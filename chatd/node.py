@@ -28,7 +28,7 @@ from chatd.ids import ConvId, UserId
 from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import Frame
 
-__all__ = ["CatchUp", "Node", "SysHandler"]
+__all__ = ["CatchUp", "DeliveredHook", "Node", "SysHandler"]
 
 log = logging.getLogger("chatd.node")
 
@@ -45,6 +45,8 @@ _SYS: Final = "s"  # node-wide notice on ``{prefix}sys`` (e.g. a new word-list v
 CatchUp = Callable[[ConvId, int], Awaitable[list[dict[str, Any]]]]
 #: Handles a node-wide notice (every node, the publishing one included).
 SysHandler = Callable[[Any], Awaitable[None]]
+#: Told that a 1:1 ``msg`` reached a connection of its recipient: (conv, recipient, author, seq).
+DeliveredHook = Callable[[ConvId, UserId, UserId, int], None]
 
 
 class SeqWindow:
@@ -88,6 +90,7 @@ class Node:
         self._dissolving: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_sys: SysHandler | None = None
+        self.on_direct_delivered: DeliveredHook | None = None
 
     async def start(self) -> None:
         await self.presence.start()
@@ -241,13 +244,21 @@ class Node:
                       skip: str | None) -> None:
         if not self.hub.has_conv(conv):
             return
-        if event.get("t") == "msg":
+        is_msg = event.get("t") == "msg"
+        if is_msg:
             window = self._seqs.get(conv)
             if window is None:
                 window = self._seqs[conv] = SeqWindow(int(event["seq"]) - 1)
             if not window.first_time(int(event["seq"])):
                 return  # delivered already (a catch-up overtook the broker)
-        self._fan_out((c for c in self.hub.recipients(conv, sender) if c.cid != skip), event)
+        conns = [c for c in self.hub.recipients(conv, sender) if c.cid != skip]
+        self._fan_out(conns, event)
+        if is_msg and self.on_direct_delivered is not None and conv.startswith("d:"):
+            author = event["from"]
+            for conn in conns:
+                if conn.user_id is not None and conn.user_id != author:
+                    self.on_direct_delivered(conv, conn.user_id, author, int(event["seq"]))
+                    break
 
     def _fan_out(self, conns: Iterable[Conn], event: dict[str, Any]) -> None:
         """Encode once per codec, serialise once per codec, write the same bytes to all."""

@@ -29,6 +29,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "profile.update": {"bio": "你好"},
     "match.start": {}, "match.cancel": {},
     "msg.send": {"conv": "g:pet.cat", "body": "hi"},
+    "msg.recall": {"conv": "g:pet.cat", "id": "nope"}, "msg.hide": {"conv": "g:pet.cat",
+                                                                   "id": "nope"},
+    "conv.mute": {"conv": "g:pet.cat", "until": 0},
     "history": {"conv": "g:pet.cat"}, "convs": {},
     "conv.leave": {"conv": "d:nope"}, "read": {"conv": "g:pet.cat", "seq": 0},
     "typing": {"conv": "g:pet.cat"}, "presence": {"users": ["x"]},
@@ -124,7 +127,8 @@ async def test_strangers_reach_no_conversation_and_no_private_data(server: ChatS
     stranger = await registered(url, ["film.movie"])
     for op, fields in (("history", {"conv": conv}), ("msg.send", {"conv": conv, "body": "x"}),
                        ("read", {"conv": conv, "seq": 1}), ("typing", {"conv": conv}),
-                       ("conv.leave", {"conv": conv}),
+                       ("conv.leave", {"conv": conv}), ("conv.mute", {"conv": conv, "until": 0}),
+                       ("msg.hide", {"conv": conv, "id": "x"}),
                        ("history", {"conv": "g:book.wuxia"}),
                        ("msg.send", {"conv": "g:book.wuxia", "body": "x"})):
         assert (await stranger.request(op, **fields))["code"] == "forbidden", (op, fields)

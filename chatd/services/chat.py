@@ -1,4 +1,5 @@
-"""Conversations and messages: send, history, receipts, typing, leaving, blocking."""
+"""Conversations and messages: send, reply, recall, hide, history, the conversation list,
+mutes, receipts, typing, leaving, blocking."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from chatd.catalog import Catalog
 from chatd.config import Config
-from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge, muted
+from chatd.errors import BadRequest, ChatError, Forbidden, NotFound, TooLarge, muted
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
 from chatd.services.ops import BODY, I_OPT, S_OPT, STR_LIST, Call, Field, S, op
+from chatd.services.receipts import DeliveryReceipts
 from chatd.services.text import BatchedGate, TextGate
-from chatd.store import SendRefused, Store
+from chatd.store import ConvSummary, Message, SendRefused, Store
 
 __all__ = ["ChatService"]
 
@@ -24,11 +27,15 @@ MAX_HISTORY: Final = 200
 
 class ChatService:
     def __init__(self, config: Config, store: Store, node: Node, text: TextGate,
+                 catalog: Catalog,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.store = store
         self.node = node
         self.text = text
+        self.catalog = catalog
+        self.receipts = DeliveryReceipts(store, node)
+        node.on_direct_delivered = self.receipts.note
         self._batched = BatchedGate(text)
         self._now = now_ms
         # Message ids: a random per-process prefix and a counter (unique across nodes and
@@ -37,9 +44,9 @@ class ChatService:
         counter = itertools.count(1)
         self._new_id: Callable[[], str] = lambda: f"{prefix}{next(counter):08x}"
 
-    @op("msg.send", conv=S, body=BODY, cid=S_OPT)
-    async def send(self, call: Call, conv: str, body: str,
-                   cid: str | None = None) -> dict[str, Any]:
+    @op("msg.send", conv=S, body=BODY, cid=S_OPT, reply_to=S_OPT)
+    async def send(self, call: Call, conv: str, body: str, cid: str | None = None,
+                   reply_to: str | None = None) -> dict[str, Any]:
         sender = call.user
         if not body.strip():
             raise BadRequest("body must not be empty", field="body")
@@ -51,7 +58,8 @@ class ChatService:
         # The filter is pure: it decides before any store job (``filtered``: nothing stored).
         checked = await self._batched.check(body)
         result = await self.store.send_message(ConvId(conv), self._new_id(), sender,
-                                               self._now(), cid, checked.text, checked.flagged)
+                                               self._now(), cid, checked.text, checked.flagged,
+                                               reply_to)
         if isinstance(result, SendRefused):
             raise _refusal_error(result)
         msg = result.message
@@ -61,6 +69,36 @@ class ChatService:
         if msg.body != body:
             reply["body"] = msg.body  # stored masked: the sender sees what others see
         return reply
+
+    @op("msg.recall", conv=S, id=S)
+    async def recall(self, call: Call, conv: str, id: str) -> dict[str, Any]:
+        window_ms = int(self.config.recall_window * 1000)
+        result = await self.store.recall_message(ConvId(conv), id, call.user, self._now(),
+                                                 window_ms)
+        if result == "not_found":
+            raise NotFound("no such message in this conversation")
+        if result == "not_sender":
+            raise Forbidden("you can only recall your own messages", reason="not_yours")
+        if result == "too_late":
+            raise Forbidden(f"messages can be recalled for {self.config.recall_window:g} s",
+                            reason="too_late")
+        assert isinstance(result, Message)
+        # Every member's connections, the recalling one too (one code path for all views).
+        await self.node.to_conv(result.conv, {"t": "msg.recalled", "conv": result.conv,
+                                              "id": result.id, "seq": result.seq}, call.user)
+        return {"id": result.id, "seq": result.seq}
+
+    @op("msg.hide", conv=S, id=S)
+    async def hide(self, call: Call, conv: str, id: str) -> dict[str, Any]:
+        if not await self.store.was_member(ConvId(conv), call.user):
+            raise Forbidden("you are not a member of this conversation")
+        msg = await self.store.hide_message(ConvId(conv), id, call.user)
+        if msg is None:
+            raise NotFound("no such message in this conversation")
+        # The caller's other devices drop it too; nobody else hears of it.
+        await self.node.to_user(call.user, {"t": "msg.hidden", "conv": msg.conv, "id": msg.id,
+                                            "seq": msg.seq})
+        return {"id": msg.id, "seq": msg.seq}
 
     @op("history", conv=S, after=I_OPT, limit=I_OPT)
     async def history(self, call: Call, conv: str, after: int = 0,
@@ -73,18 +111,57 @@ class ChatService:
         if not await self.store.was_member(ConvId(conv), user):
             raise Forbidden("you are not a member of this conversation")
         # In a group, messages from users you blocked are left out, as live delivery does
-        # (in a 1:1 a blocked peer cannot send at all).
-        viewer = user if conv.startswith("g:") else None
-        messages = await self.store.history(ConvId(conv), after, limit, viewer)
+        # (in a 1:1 a blocked peer cannot send at all). Hidden ones are left out everywhere.
+        group = conv.startswith("g:")
+        messages = await self.store.history(ConvId(conv), after, limit, user, group)
+        if not group:
+            # Reading a 1:1 after being offline is receiving it: the peer gets `delivered`.
+            theirs = [m for m in messages if m.sender != user]
+            if theirs:
+                self.receipts.note(ConvId(conv), user, theirs[-1].sender, theirs[-1].seq)
         return {"messages": [m.wire() for m in messages]}
 
     @op("convs")
     async def conversations(self, call: Call) -> dict[str, Any]:
         convs = await self.store.user_convs(call.user)
-        return {"convs": [{
+        now = self._now()
+        peers = [c.peer for c in convs if c.peer is not None and not c.closed]
+        online: dict[UserId, bool] = {}
+        if peers:
+            visible = await self.store.presence_visible(call.user, peers)
+            if visible:
+                online = await self.node.presence.online(sorted(visible))
+        return {"convs": [self._summary(c, now, online) for c in convs]}
+
+    def _summary(self, c: ConvSummary, now: int,
+                 online: dict[UserId, bool]) -> dict[str, Any]:
+        last = None
+        if c.last is not None:
+            last = c.last.wire()
+            del last["t"]
+        entry: dict[str, Any] = {
             "conv": c.id, "kind": c.kind, "last_seq": c.last_seq, "read_seq": c.read_seq,
-            "unread": c.unread, "peer": c.peer, "closed": c.closed,
-        } for c in convs]}
+            "unread": c.unread, "last": last, "active_at": c.active_at, "closed": c.closed,
+            "muted_until": c.mute_until if c.mute_until > now else 0, "peer": None}
+        if c.kind == "direct" and c.peer is not None:
+            entry["peer"] = {"id": c.peer, "nickname": c.peer_nickname,
+                             "online": bool(online.get(c.peer, False))}
+            entry["peer_read_seq"] = c.peer_read_seq
+            entry["peer_delivered_seq"] = c.peer_delivered_seq
+        else:
+            tag = self.catalog.get(c.id[2:])
+            entry["name"] = tag.name if tag is not None else c.id[2:]
+        return entry
+
+    @op("conv.mute", conv=S, until=Field(int))
+    async def mute(self, call: Call, conv: str, until: int) -> dict[str, Any]:
+        if until < 0:
+            raise BadRequest("until must be a time in ms, or 0 to lift the mute", field="until")
+        until = until if until > self._now() else 0
+        if not await self.store.set_conv_mute(ConvId(conv), call.user, until):
+            raise Forbidden("you are not a member of this conversation")
+        await self.node.to_user(call.user, {"t": "conv.muted", "conv": conv, "until": until})
+        return {"until": until}
 
     @op("conv.leave", conv=S)
     async def leave(self, call: Call, conv: str) -> None:
@@ -148,7 +225,10 @@ class ChatService:
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
 
 
-def _refusal_error(refused: SendRefused) -> Forbidden:
+def _refusal_error(refused: SendRefused) -> ChatError:
+    if refused.reason == "no_reply_target":
+        return BadRequest("reply_to must name a message of this conversation",
+                          field="reply_to")
     if refused.reason == "muted":
         return muted(refused.until)
     if refused.reason == "closed":

@@ -169,8 +169,9 @@ async function refreshConvs() {
   const seen = new Set();
   for (const s of reply.convs) {
     const c = convOf(s.conv);
+    if (s.peer) rememberPeer(s.peer.id, s.peer.nickname);
     Object.assign(c, { kind: s.kind, last_seq: s.last_seq, read_seq: s.read_seq, unread: s.unread,
-                       peer: s.peer, closed: s.closed });
+                       peer: s.peer ? s.peer.id : null, closed: s.closed });
     seen.add(s.conv);
   }
   for (const id of [...state.convs.keys()]) if (!seen.has(id)) state.convs.delete(id);
