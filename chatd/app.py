@@ -177,9 +177,11 @@ class App:
         return await bound.run(call, **request.args)
 
     async def disconnected(self, conn: Conn) -> None:
-        user_id = conn.user_id
+        user_id, token_hash = conn.user_id, conn.token_hash
         await self.node.detach(conn)
         # Disconnecting leaves the match queue once the user's last session here is gone.
         if user_id is not None and not self.hub.online(user_id):
             await self.matching.cancel(user_id)
+        if token_hash is not None:
+            await self.accounts.session_closed(token_hash)
 
