@@ -33,6 +33,7 @@ from chatd.node import Node
 from chatd.protocol import OpTable, Request
 from chatd.services.accounts import AccountService
 from chatd.services.chat import ChatService
+from chatd.services.contacts import ContactPresence
 from chatd.services.matching import MatchService
 from chatd.services.moderation import ModerationService
 from chatd.services.ops import BoundOp, Call, Reply, bind_ops
@@ -75,7 +76,8 @@ class App:
         self.sms = make_sms_provider(config)
         self.hub = Hub()
         self.broker, presence, queue = make_backends(config, self.node_id)
-        self.node = Node(self.hub, self.broker, config.key_prefix, presence, self._catch_up)
+        self.node = Node(self.hub, self.broker, config.key_prefix, presence, self._catch_up,
+                         presence_grace=config.presence_grace)
         self.counters = make_counters(config, self.broker)
         self.data_dir = DataDirClaim(config.data_dir, shared=not self.broker.local_only) \
             if config.store == "sqlite" else None
@@ -92,6 +94,8 @@ class App:
                                on_reload=lambda result: self.metrics.filter_reloads.labels(
                                    result).inc())
         self.node.on_sys = self.words.on_notice
+        self.contacts = ContactPresence(self.store, self.node)
+        self.node.on_presence = self.contacts.changed
         self.moderation = ModerationService(self.store, self.node, self.words)
         self.privacy = PrivacyService(self.store, self.node, self.accounts, self.matching,
                                       sms_purge_interval=config.sms_purge_interval)
@@ -178,9 +182,11 @@ class App:
         return await bound.run(call, **request.args)
 
     async def disconnected(self, conn: Conn) -> None:
-        user_id = conn.user_id
+        user_id, token_hash = conn.user_id, conn.token_hash
         await self.node.detach(conn)
         # Disconnecting leaves the match queue once the user's last session here is gone.
         if user_id is not None and not self.hub.online(user_id):
             await self.matching.cancel(user_id)
+        if token_hash is not None:
+            await self.accounts.session_closed(token_hash)
 

@@ -97,6 +97,7 @@ class Config:
     postgres_pool_max: int = 10
     key_prefix: str = "chatd:"
     presence_ttl: float = 15.0
+    presence_grace: float = 5.0
     # Extra fields a service may read without a schema change.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -176,6 +177,8 @@ SETTINGS_HELP: dict[str, str] = {
     "postgres_pool_max": "most connections the postgres store opens",
     "key_prefix": "prefix of every Redis key and channel",
     "presence_ttl": "seconds after which a crashed node's users count as offline",
+    "presence_grace": "seconds a user stays online after their last connection closed; "
+                      "contacts hear 'offline' only if they are not back by then",
 }
 
 
@@ -267,8 +270,9 @@ def _validate(c: Config) -> None:
                  "user_sms_per_hour", "user_searches_per_minute"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
-    if c.shutdown_grace < 0:
-        raise bad("shutdown_grace", "must not be negative")
+    for name in ("shutdown_grace", "presence_grace"):
+        if getattr(c, name) < 0:
+            raise bad(name, "must not be negative")
     if c.sms_resend_interval < 0:
         raise bad("sms_resend_interval", "must not be negative")
     if c.recall_window < 0:

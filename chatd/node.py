@@ -12,13 +12,20 @@ up from the store past the last ``seq`` this node delivered. A ``msg`` whose seq
 delivered already is dropped, so a session sees each message once in the common case. Two
 messages of one conversation may arrive out of seq order (two senders, two publishes in
 flight): clients order by ``seq`` and ask ``history`` when a gap stays open.
+
+Presence: a user is online from their first session on any node until ``presence_grace``
+seconds after their last session on every node left, so a client that reconnects at once
+(a network change, a node restart behind a load balancer) never looks offline. The node tells
+:attr:`Node.on_presence` when a user comes online (no node had them) and when, after the
+grace, no node has them any more; a reconnect within the grace is no change. A crashed node
+tells nothing: its users fall out of ``online`` within the presence TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Final
 
 from chatd.broker import Broker, BrokerUnavailable, Message
@@ -28,7 +35,7 @@ from chatd.ids import ConvId, UserId
 from chatd.presence import MemoryPresence, Presence
 from chatd.protocol import Frame
 
-__all__ = ["CatchUp", "DeliveredHook", "Node", "SysHandler"]
+__all__ = ["CatchUp", "DeliveredHook", "Node", "PresenceHandler", "SysHandler"]
 
 log = logging.getLogger("chatd.node")
 
@@ -47,6 +54,8 @@ CatchUp = Callable[[ConvId, int], Awaitable[list[dict[str, Any]]]]
 SysHandler = Callable[[Any], Awaitable[None]]
 #: Told that a 1:1 ``msg`` reached a connection of its recipient: (conv, recipient, author, seq).
 DeliveredHook = Callable[[ConvId, UserId, UserId, int], None]
+#: Told that a user came online (True) or went offline everywhere after the grace (False).
+PresenceHandler = Callable[[UserId, bool], Awaitable[None]]
 
 
 class SeqWindow:
@@ -77,7 +86,7 @@ class SeqWindow:
 class Node:
     def __init__(self, hub: Hub, broker: Broker, prefix: str = "chatd:",
                  presence: Presence | None = None, catch_up: CatchUp | None = None,
-                 linger: float = 2.0) -> None:
+                 linger: float = 2.0, presence_grace: float = 5.0) -> None:
         self.hub = hub
         self.broker = broker
         self.prefix = prefix
@@ -91,6 +100,10 @@ class Node:
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_sys: SysHandler | None = None
         self.on_direct_delivered: DeliveredHook | None = None
+        self.presence_grace = presence_grace
+        self.on_presence: PresenceHandler | None = None
+        # Users whose last local session left less than ``presence_grace`` seconds ago.
+        self._leaving: dict[UserId, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         await self.presence.start()
@@ -106,9 +119,10 @@ class Node:
         await self._publish(self._sys_channel(), _SYS, "", None, body)
 
     async def close(self) -> None:
-        for handle in self._dissolving.values():
+        for handle in [*self._dissolving.values(), *self._leaving.values()]:
             handle.cancel()
         self._dissolving.clear()
+        self._leaving.clear()  # a stopping node's users reconnect elsewhere: no offline notice
         for task in list(self._tasks):
             task.cancel()
         await self.presence.close()
@@ -136,9 +150,7 @@ class Node:
         def fire() -> None:
             self._dissolving.pop(channel, None)
             if not still_needed():
-                task = asyncio.ensure_future(self.broker.unsubscribe(channel))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self.broker.unsubscribe(channel))
 
         self._dissolving[channel] = asyncio.get_running_loop().call_later(self.linger, fire)
 
@@ -155,7 +167,16 @@ class Node:
             await self._subscribe(self._user_channel(user_id))
             for conv in convs:
                 await self._subscribe(self._conv_channel(conv))
+            leaving = self._leaving.pop(user_id, None)
+            if leaving is not None:
+                leaving.cancel()  # back within the grace: still online, nothing to tell
+                came_online = False
+            else:
+                came_online = self.on_presence is not None \
+                    and await self._online_anywhere(user_id) is False
             await self.presence.add(user_id)
+            if came_online:
+                self._spawn(self._tell(user_id, True))
 
     async def detach(self, conn: Conn) -> None:
         user_id = conn.user_id
@@ -164,7 +185,56 @@ class Node:
         if user_id is not None and not self.hub.online(user_id):
             self._unsubscribe_later(self._user_channel(user_id),
                                     lambda: self.hub.online(user_id))
-            await self.presence.remove(user_id)
+            if self.presence_grace <= 0:
+                await self.presence.remove(user_id)
+                self._spawn(self._tell_if_gone(user_id))
+            elif user_id not in self._leaving:
+                self._leaving[user_id] = asyncio.get_running_loop().call_later(
+                    self.presence_grace, self._grace_over, user_id)
+
+    # --- presence ------------------------------------------------------------------------
+
+    def _grace_over(self, user_id: UserId) -> None:
+        self._leaving.pop(user_id, None)
+        if not self.hub.online(user_id):
+            self._spawn(self._leave(user_id))
+
+    async def _leave(self, user_id: UserId) -> None:
+        """The grace after the user's last local session is over: leave presence."""
+        if self.hub.online(user_id):
+            return  # came back while this task waited to run
+        await self.presence.remove(user_id)
+        await self._tell_if_gone(user_id)
+
+    async def _tell_if_gone(self, user_id: UserId) -> None:
+        """Tell :attr:`on_presence` the user is offline, unless a node (this one included)
+        has them again."""
+        if self.on_presence is None or self.hub.online(user_id):
+            return
+        if await self._online_anywhere(user_id) is False and not self.hub.online(user_id):
+            await self._tell(user_id, False)
+
+    async def _online_anywhere(self, user_id: UserId) -> bool | None:
+        """Whether any node has the user (None when presence cannot say: tell nothing)."""
+        try:
+            return bool((await self.presence.online([user_id])).get(user_id))
+        except Exception as exc:  # e.g. Redis away: presence notices are best effort
+            log.warning("presence of %s unknown (%s): no notice", user_id, type(exc).__name__)
+            return None
+
+    async def _tell(self, user_id: UserId, online: bool) -> None:
+        handler = self.on_presence
+        if handler is None:
+            return
+        try:
+            await handler(user_id, online)
+        except Exception:
+            log.exception("presence notice of %s failed", user_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _conv_gone(self, conv: ConvId) -> None:
         self._seqs.pop(conv, None)

@@ -25,6 +25,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "auth": {"token": "nope"},
     "password.reset": {"phone": "13800000003", "code": "000000", "password": "password-2"},
     "interests": {}, "ping": {}, "me": {}, "logout": {},
+    "sessions": {}, "session.revoke": {"id": "0000000000000000"},
     "phone.rebind": {"phone": "13800000004", "code": "000000"},
     "profile.update": {"bio": "你好"},
     "match.start": {}, "match.cancel": {},

@@ -28,7 +28,8 @@ async def server(request: pytest.FixtureRequest, config: Config,
                  pg_dsn: str) -> AsyncIterator[ChatServer]:
     extra: dict[str, Any] = {"store": "postgres", "postgres_dsn": pg_dsn} \
         if request.param == "postgres" else {}
-    srv = ChatServer(dataclasses.replace(config, recall_window=RECALL_WINDOW, **extra))
+    srv = ChatServer(dataclasses.replace(config, recall_window=RECALL_WINDOW, presence_grace=0.2,
+                                         **extra))
     await srv.start()
     try:
         yield srv
@@ -256,7 +257,7 @@ async def test_conversation_list_and_mutes(server: ChatServer) -> None:
     assert entry["muted_until"] == 0
     assert (await error(a, "conv.mute", conv=conv, until=-5))["field"] == "until"
     await b.close()
-    await asyncio.sleep(0.3)
+    await a.next_event("presence", timeout=t(5))  # offline, after the grace
     [entry] = [c for c in (await a.call("convs"))["convs"] if c["conv"] == conv]
     assert entry["peer"]["online"] is False
     await a.call("block", user=entry["peer"]["id"])

@@ -24,6 +24,7 @@ from chatd.errors import (
     Conflict,
     Forbidden,
     InvalidCode,
+    NotFound,
     RateLimited,
     Unauthorized,
     Underage,
@@ -50,9 +51,9 @@ from chatd.services.phones import mask_phone, normalize_phone
 from chatd.services.privacy import consents_of
 from chatd.services.sms import SmsError, SmsProvider
 from chatd.services.text import TextGate
-from chatd.store import DuplicateError, SessionRow, Store, User
+from chatd.store import DuplicateError, SessionRow, Store, StoreError, User
 
-__all__ = ["AccountService", "LoginResult", "age_on", "hash_token", "self_view"]
+__all__ = ["AccountService", "LoginResult", "age_on", "hash_token", "self_view", "session_id"]
 
 log = logging.getLogger("chatd.accounts")
 
@@ -68,11 +69,20 @@ MAX_BIO: Final = 200
 # The matcher indexes pairs of tags: keep the per-user count small.
 MAX_INTERESTS: Final = 10
 FAILURE_WINDOW_MS: Final = 15 * 60_000
+#: Sessions ``sessions`` lists (the most recently active); older ones still work.
+MAX_SESSIONS_LISTED: Final = 100
 
 
 def hash_token(token: str) -> bytes:
     """Session tokens are 256 random bits, so a plain SHA-256 is a safe at-rest form."""
     return hashlib.sha256(token.encode()).digest()
+
+
+def session_id(token_hash: bytes) -> str:
+    """A session's public id: the hex of the first 8 bytes of its token's SHA-256. It names
+    the session to its owner and resumes nothing (the hash of a random token is one way, and
+    this is only part of it); no column is needed for it."""
+    return token_hash[:8].hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +279,7 @@ class AccountService:
         if user is None:
             raise Unauthorized("the token is unknown or expired; log in again")
         self._check_not_banned(user)
+        await self.store.touch_session(token_hash, self._now())
         return await self._attached(LoginResult(user, token, token_hash), with_token=False)
 
     async def _attached(self, result: LoginResult, with_token: bool = True) -> Outcome:
@@ -290,8 +301,17 @@ class AccountService:
         token_hash = hash_token(token)
         now = self._now()
         await self.store.create_session(SessionRow(
-            token_hash, user.id, device[:64], now, now + self.config.session_ttl_days * DAY_MS))
+            token_hash, user.id, device[:64], now, now + self.config.session_ttl_days * DAY_MS,
+            last_active=now))
         return LoginResult(user, token, token_hash)
+
+    async def session_closed(self, token_hash: bytes) -> None:
+        """A connection on this session closed: note when it was last active. Best effort:
+        a failing store must not hold up the rest of the cleanup."""
+        try:
+            await self.store.touch_session(token_hash, self._now())
+        except StoreError as exc:
+            log.warning("last_active of a closed session not stored: %s", exc)
 
     async def confirm(self, user: User, password: str | None, code: str | None) -> None:
         """Prove the caller still holds the account: its password, or a code sent with
@@ -317,6 +337,32 @@ class AccountService:
         # Other connections on the same token end now; this one after its reply.
         await self.node.revoke(call.user, [call.token_hash], skip=call.conn_id)
         return Outcome(None, End(CLOSE_REVOKED, "logged out"))
+
+    @op("sessions")
+    async def sessions(self, call: Call) -> dict[str, Any]:
+        """The caller's live sessions (devices), most recently active first."""
+        rows = await self.store.live_sessions(call.user, self._now(), MAX_SESSIONS_LISTED)
+        return {"sessions": [{"id": session_id(r.token_hash), "device": r.device,
+                              "created": r.created_at, "last_active": r.last_active,
+                              "current": r.token_hash == call.token_hash} for r in rows]}
+
+    @op("session.revoke", id=S)
+    async def revoke_session(self, call: Call, id: str) -> Outcome | None:
+        """End one of the caller's own sessions: its token stops working and its connections
+        close with 4001 on every node. The current session may be revoked too: like
+        ``logout``, its connection closes after the reply."""
+        user_id, now, wanted = call.user, self._now(), id.strip().lower()
+        row = next((r for r in await self.store.user_sessions(user_id)
+                    if r.expires_at > now and session_id(r.token_hash) == wanted), None)
+        # Unknown, expired, gone already or another user's: the same answer.
+        if row is None or not await self.store.delete_user_session(user_id, row.token_hash):
+            raise NotFound("no such session")
+        current = row.token_hash == call.token_hash
+        await self.node.revoke(user_id, [row.token_hash], skip=call.conn_id if current else None)
+        log.info("user %s revoked a session", user_id)
+        if current:
+            return Outcome(None, End(CLOSE_REVOKED, "session ended"))
+        return None
 
     @op("me")
     async def me(self, call: Call) -> dict[str, Any]:

@@ -215,14 +215,24 @@ class ChatService:
             raise BadRequest("you cannot block yourself", field="user")
         if await self.store.get_user(other) is None:
             raise NotFound("no such user")
+        was_contact = other in await self.store.contacts_of(user)
         await self.store.block(user, other, self._now())
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
+        if was_contact:  # a block either way hides presence: both now read the other offline
+            for viewer, shown in ((user, other), (other, user)):
+                await self.node.to_user(viewer, {"t": "presence", "user": shown,
+                                                 "online": False})
 
     @op("unblock", user=S)
     async def unblock(self, call: Call, user: str) -> None:
         user, other = call.user, UserId(user)
         await self.store.unblock(user, other)
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
+        if other in await self.store.contacts_of(user):  # contacts again: show the truth
+            online = await self.node.presence.online([user, other])
+            for viewer, shown in ((user, other), (other, user)):
+                await self.node.to_user(viewer, {"t": "presence", "user": shown,
+                                                 "online": bool(online.get(shown))})
 
 
 def _refusal_error(refused: SendRefused) -> ChatError:

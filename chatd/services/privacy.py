@@ -136,7 +136,7 @@ class PrivacyService:
                            "updated_at": stored[name].updated_at if name in stored else None}
                     for name, default in CONSENT_DEFAULTS.items()}
         sessions = [{"device": s.device, "created_at": s.created_at,
-                     "expires_at": s.expires_at}
+                     "expires_at": s.expires_at, "last_active": s.last_active}
                     for s in await self.store.user_sessions(user_id)]
         messages = [{"conv": m.conv, "id": m.id, "seq": m.seq, "body": m.body, "ts": m.ts,
                      "deleted": m.deleted, "flagged": m.flagged}

@@ -120,6 +120,9 @@ class SessionRow:
     device: str
     created_at: int
     expires_at: int
+    # When the session was last seen (ms): created, a connection authenticated with it, or
+    # such a connection closed. Not moved by every request.
+    last_active: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +411,17 @@ class Store(Protocol):
     async def delete_session(self, token_hash: bytes) -> None: ...
     async def delete_user_sessions(self, user_id: UserId,
                                    keep: bytes | None = None) -> list[bytes]: ...
+    async def live_sessions(self, user_id: UserId, now: int, limit: int) -> list[SessionRow]:
+        """The user's unexpired sessions (``expires_at > now``), at most ``limit``, most
+        recently active first (then the newest first)."""
+    async def touch_session(self, token_hash: bytes, ts: int) -> None:
+        """Move the session's ``last_active`` to ``ts`` (never backwards); nothing for an
+        unknown session."""
+    async def delete_user_session(self, user_id: UserId, token_hash: bytes) -> bool:
+        """Delete the session if it is ``user_id``'s; False when there was no such session."""
+
+    # Contacts: the other member of each open 1:1 (both still in it), no block either way
+    async def contacts_of(self, user_id: UserId) -> set[UserId]: ...
 
     # SMS codes
     async def add_sms_code(self, phone: str, purpose: str, code_hash: bytes, created_at: int,

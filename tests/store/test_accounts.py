@@ -206,3 +206,34 @@ async def test_try_sms_code_ok_once_and_refuses_expired_or_missing(store: Store)
     assert wins.count("ok") == 1 and wins.count("burnt") == 9
     await store.add_sms_code(p, "login", b"h2", NOW, NOW + 1000)
     assert await store.try_sms_code(p, "login", b"h2", NOW + 1000, 5) == "burnt"
+
+
+async def test_live_sessions_last_active_and_delete_user_session(store: Store) -> None:
+    u, v = await new_user(store), await new_user(store)
+    old = SessionRow(secrets.token_bytes(32), u.id, "old", NOW, NOW + 1000, NOW)
+    new = SessionRow(secrets.token_bytes(32), u.id, "new", NOW + 10, NOW + 1000, NOW + 10)
+    gone = SessionRow(secrets.token_bytes(32), u.id, "expired", NOW, NOW + 5, NOW + 20)
+    theirs = SessionRow(secrets.token_bytes(32), v.id, "v", NOW, NOW + 1000, NOW)
+    for r in (old, new, gone, theirs):
+        await store.create_session(r)
+    assert await store.get_session(new.token_hash, NOW) == new
+    # Unexpired only, most recently active first.
+    assert await store.live_sessions(u.id, NOW + 5, 10) == [new, old]
+    assert await store.live_sessions(u.id, NOW, 10) == [gone, new, old]
+    assert await store.live_sessions(u.id, NOW + 5, 1) == [new]
+    assert await store.live_sessions(UserId(uid()), NOW, 10) == []
+    # Touching moves last_active forward only; an unknown session is no error.
+    await store.touch_session(old.token_hash, NOW + 50)
+    await store.touch_session(old.token_hash, NOW + 40)
+    await store.touch_session(secrets.token_bytes(32), NOW + 50)
+    got = await store.live_sessions(u.id, NOW + 5, 10)
+    assert [(s.device, s.last_active) for s in got] == [("old", NOW + 50), ("new", NOW + 10)]
+    assert all(type(s.token_hash) is bytes for s in got)
+    # Deleting: only the owner's own session, once.
+    assert not await store.delete_user_session(v.id, old.token_hash)
+    assert await store.get_session(old.token_hash, NOW) is not None
+    assert await store.delete_user_session(u.id, old.token_hash)
+    assert not await store.delete_user_session(u.id, old.token_hash)
+    assert await store.get_session(old.token_hash, NOW) is None
+    assert await store.live_sessions(u.id, NOW + 5, 10) == [new]
+    assert await store.live_sessions(v.id, NOW, 10) == [theirs]

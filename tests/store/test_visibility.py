@@ -3,7 +3,7 @@ with the reader's blocks."""
 
 from __future__ import annotations
 
-from chatd.store import ConvId, Store
+from chatd.store import ConvId, Store, UserId
 from tests.store.support import NOW, direct, new_user, uid
 
 
@@ -56,3 +56,30 @@ async def test_history_and_unread_leave_out_blocked_senders(store: Store) -> Non
     assert summary.unread == 1
     [theirs] = [c for c in await store.user_convs(friend.id) if c.id == group]
     assert theirs.unread == 3  # the pest's: their own never count
+
+
+async def test_contacts_are_peers_of_open_one_to_ones_without_blocks(store: Store) -> None:
+    group = ConvId(uid("g:"))
+    conv, me, peer = await direct(store)
+    _, elsewhere, left = await direct(store)  # left also has an open 1:1 with elsewhere
+    blocker, blocked, mate = [await new_user(store, ("x",), (group,)) for _ in range(3)]
+    await store.update_profile(me.id, None, None, ("x",), [group])
+    for other in (blocker, blocked):
+        await store.create_direct(ConvId(uid("d")), me.id, other.id, NOW)
+    ended = ConvId(uid("d"))
+    await store.create_direct(ended, me.id, left.id, NOW)
+    await store.leave_conv(ended, left.id, NOW)
+    await store.block(blocker.id, me.id, NOW)
+    await store.block(me.id, blocked.id, NOW)
+    # Only an open 1:1 counts: not a group co-member, not a block either way, not a closed 1:1.
+    assert await store.contacts_of(me.id) == {peer.id}
+    assert await store.contacts_of(peer.id) == {me.id}
+    assert await store.contacts_of(left.id) == {elsewhere.id}
+    assert await store.contacts_of(mate.id) == set()
+    assert await store.contacts_of(blocker.id) == set()
+    assert await store.contacts_of(UserId(uid())) == set()
+    await store.unblock(me.id, blocked.id)
+    assert await store.contacts_of(me.id) == {peer.id, blocked.id}
+    await store.leave_conv(conv, me.id, NOW)
+    assert await store.contacts_of(me.id) == {blocked.id}
+    assert await store.contacts_of(peer.id) == set()

@@ -1,15 +1,21 @@
-"""Accounts on PostgreSQL: users and their interests, sessions, SMS codes."""
+"""Accounts on PostgreSQL: users and their interests, sessions, SMS codes, contacts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from chatd.store.base import CodeTry, ConvId, SessionRow, SmsCodeRow, StoreError, User, UserId
 from chatd.store.postgres.engine import Engine, now_ms
 from chatd.store.postgres.rows import load_user
 
 __all__ = ["Accounts"]
+
+_SESSION_COLS: Final = "token_hash, user_id, device, created_at, expires_at, last_active"
+
+
+def _session(r: Any) -> SessionRow:
+    return SessionRow(bytes(r[0]), UserId(r[1]), r[2], int(r[3]), int(r[4]), int(r[5]))
 
 
 class Accounts(Engine):
@@ -65,19 +71,33 @@ class Accounts(Engine):
 
     async def create_session(self, row: SessionRow) -> None:
         await self._exec(
-            "INSERT INTO sessions(token_hash, user_id, device, created_at, expires_at)"
-            " VALUES ($1,$2,$3,$4,$5)",
-            row.token_hash, row.user_id, row.device, row.created_at, row.expires_at)
+            "INSERT INTO sessions(token_hash, user_id, device, created_at, expires_at,"
+            " last_active) VALUES ($1,$2,$3,$4,$5,$6)",
+            row.token_hash, row.user_id, row.device, row.created_at, row.expires_at,
+            row.last_active)
 
     async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
         """The session unless it expired (``expires_at <= now``)."""
         async with self._conn() as c:
-            r = await c.fetchrow(
-                "SELECT token_hash, user_id, device, created_at, expires_at FROM sessions"
-                " WHERE token_hash=$1 AND expires_at>$2", token_hash, now)
-        if r is None:
-            return None
-        return SessionRow(bytes(r[0]), UserId(r[1]), r[2], r[3], r[4])
+            r = await c.fetchrow(f"SELECT {_SESSION_COLS} FROM sessions"
+                                 " WHERE token_hash=$1 AND expires_at>$2", token_hash, now)
+        return None if r is None else _session(r)
+
+    async def live_sessions(self, user_id: UserId, now: int, limit: int) -> list[SessionRow]:
+        rows = await self._fetch(f"SELECT {_SESSION_COLS} FROM sessions"
+                                 " WHERE user_id=$1 AND expires_at>$2"
+                                 " ORDER BY last_active DESC, created_at DESC, token_hash"
+                                 " LIMIT $3", user_id, now, limit)
+        return [_session(r) for r in rows]
+
+    async def touch_session(self, token_hash: bytes, ts: int) -> None:
+        await self._exec("UPDATE sessions SET last_active=$2"
+                         " WHERE token_hash=$1 AND last_active<$2", token_hash, ts)
+
+    async def delete_user_session(self, user_id: UserId, token_hash: bytes) -> bool:
+        status = await self._exec("DELETE FROM sessions WHERE token_hash=$1 AND user_id=$2",
+                                  token_hash, user_id)
+        return status == "DELETE 1"
 
     async def delete_session(self, token_hash: bytes) -> None:
         await self._exec("DELETE FROM sessions WHERE token_hash=$1", token_hash)
@@ -91,6 +111,21 @@ class Accounts(Engine):
                                  user_id, keep)
         self._committed()
         return [bytes(r[0]) for r in rows]
+
+    # --- contacts ------------------------------------------------------------------------
+
+    async def contacts_of(self, user_id: UserId) -> set[UserId]:
+        """The other member of every open 1:1 of the user (both still members), unless
+        either blocked the other: who hears of the user's presence. One query."""
+        rows = await self._fetch(
+            "SELECT DISTINCT o.user_id FROM conv_members m"
+            " JOIN conversations cv ON cv.id=m.conv_id AND cv.kind='direct' AND NOT cv.closed"
+            " JOIN conv_members o ON o.conv_id=m.conv_id AND o.user_id<>m.user_id"
+            " AND o.left_at IS NULL"
+            " WHERE m.user_id=$1 AND m.left_at IS NULL"
+            " AND o.user_id NOT IN (SELECT blocked FROM blocks WHERE blocker=$1)"
+            " AND o.user_id NOT IN (SELECT blocker FROM blocks WHERE blocked=$1)", user_id)
+        return {UserId(r[0]) for r in rows}
 
     # --- SMS codes -----------------------------------------------------------------------
 

@@ -42,9 +42,10 @@ class Privacy(Engine):
                          user_id, name, value, ts)
 
     async def user_sessions(self, user_id: UserId) -> list[SessionRow]:
-        rows = await self._fetch("SELECT token_hash, user_id, device, created_at, expires_at"
-                                 " FROM sessions WHERE user_id=$1 ORDER BY created_at", user_id)
-        return [SessionRow(bytes(r[0]), UserId(r[1]), r[2], r[3], r[4]) for r in rows]
+        rows = await self._fetch("SELECT token_hash, user_id, device, created_at, expires_at,"
+                                 " last_active FROM sessions WHERE user_id=$1"
+                                 " ORDER BY created_at", user_id)
+        return [SessionRow(bytes(r[0]), UserId(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     async def messages_by(self, user_id: UserId) -> list[Message]:
         rows = await self._fetch("SELECT conv_id, id, seq, sender, body, ts, deleted, flagged"

@@ -1,15 +1,22 @@
-"""Accounts on SQLite: users and their interests, sessions, SMS codes."""
+"""Accounts on SQLite: users and their interests, sessions, SMS codes, contacts."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any, Final
 
 from chatd.store.base import CodeTry, ConvId, SessionRow, SmsCodeRow, StoreError, User, UserId
 from chatd.store.sqlite.engine import Engine, now_ms
 from chatd.store.sqlite.rows import load_user
 
 __all__ = ["Accounts"]
+
+_SESSION_COLS: Final = "token_hash, user_id, device, created_at, expires_at, last_active"
+
+
+def _session(r: Sequence[Any]) -> SessionRow:
+    return SessionRow(bytes(r[0]), UserId(r[1]), r[2], r[3], r[4], r[5])
 
 
 class Accounts(Engine):
@@ -70,15 +77,37 @@ class Accounts(Engine):
 
     async def create_session(self, row: SessionRow) -> None:
         await self._run(lambda c: c.execute(
-            "INSERT INTO sessions(token_hash, user_id, device, created_at, expires_at)"
-            " VALUES (?,?,?,?,?)",
-            (row.token_hash, row.user_id, row.device, row.created_at, row.expires_at)))
+            "INSERT INTO sessions(token_hash, user_id, device, created_at, expires_at,"
+            " last_active) VALUES (?,?,?,?,?,?)",
+            (row.token_hash, row.user_id, row.device, row.created_at, row.expires_at,
+             row.last_active)))
 
     async def get_session(self, token_hash: bytes, now: int) -> SessionRow | None:
         def job(c: sqlite3.Connection) -> SessionRow | None:
-            r = c.execute("SELECT token_hash, user_id, device, created_at, expires_at FROM sessions"
+            r = c.execute(f"SELECT {_SESSION_COLS} FROM sessions"
                           " WHERE token_hash=? AND expires_at>?", (token_hash, now)).fetchone()
-            return SessionRow(r[0], UserId(r[1]), r[2], r[3], r[4]) if r else None
+            return _session(r) if r else None
+        return await self._run(job)
+
+    async def live_sessions(self, user_id: UserId, now: int, limit: int) -> list[SessionRow]:
+        def job(c: sqlite3.Connection) -> list[SessionRow]:
+            rows = c.execute(f"SELECT {_SESSION_COLS} FROM sessions"
+                             " WHERE user_id=? AND expires_at>?"
+                             " ORDER BY last_active DESC, created_at DESC, token_hash LIMIT ?",
+                             (user_id, now, limit)).fetchall()
+            return [_session(r) for r in rows]
+        return await self._run(job)
+
+    async def touch_session(self, token_hash: bytes, ts: int) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE sessions SET last_active=? WHERE token_hash=? AND last_active<?",
+            (ts, token_hash, ts)))
+
+    async def delete_user_session(self, user_id: UserId, token_hash: bytes) -> bool:
+        def job(c: sqlite3.Connection) -> bool:
+            cur = c.execute("DELETE FROM sessions WHERE token_hash=? AND user_id=?",
+                            (token_hash, user_id))
+            return cur.rowcount == 1
         return await self._run(job)
 
     async def delete_session(self, token_hash: bytes) -> None:
@@ -94,6 +123,21 @@ class Accounts(Engine):
             c.executemany("DELETE FROM sessions WHERE token_hash=?", [(h,) for h in gone])
             return gone
         return await self._run(job)
+
+    # --- contacts ------------------------------------------------------------------------
+
+    async def contacts_of(self, user_id: UserId) -> set[UserId]:
+        """The other member of every open 1:1 of the user (both still members), unless
+        either blocked the other: who hears of the user's presence. One query."""
+        return await self._run(lambda c: {UserId(r[0]) for r in c.execute(
+            "SELECT DISTINCT o.user_id FROM conv_members m"
+            " JOIN conversations cv ON cv.id=m.conv_id AND cv.kind='direct' AND cv.closed=0"
+            " JOIN conv_members o ON o.conv_id=m.conv_id AND o.user_id<>m.user_id"
+            " AND o.left_at IS NULL"
+            " WHERE m.user_id=:u AND m.left_at IS NULL"
+            " AND o.user_id NOT IN (SELECT blocked FROM blocks WHERE blocker=:u)"
+            " AND o.user_id NOT IN (SELECT blocker FROM blocks WHERE blocked=:u)",
+            {"u": user_id})})
 
     # --- SMS codes -----------------------------------------------------------------------
 

@@ -44,10 +44,11 @@ class Privacy(Engine):
 
     async def user_sessions(self, user_id: UserId) -> list[SessionRow]:
         def job(c: sqlite3.Connection) -> list[SessionRow]:
-            rows = c.execute("SELECT token_hash, user_id, device, created_at, expires_at"
-                             " FROM sessions WHERE user_id=? ORDER BY created_at",
+            rows = c.execute("SELECT token_hash, user_id, device, created_at, expires_at,"
+                             " last_active FROM sessions WHERE user_id=? ORDER BY created_at",
                              (user_id,)).fetchall()
-            return [SessionRow(bytes(r[0]), UserId(r[1]), r[2], r[3], r[4]) for r in rows]
+            return [SessionRow(bytes(r[0]), UserId(r[1]), r[2], r[3], r[4], r[5])
+                    for r in rows]
         return await self._run(job)
 
     async def messages_by(self, user_id: UserId) -> list[Message]:
