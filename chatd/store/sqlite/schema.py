@@ -224,4 +224,53 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY(user_id, conv_id, seq)
     )
     """,
+    # 6: push devices and the durable push outbox, notification settings, marketing campaigns,
+    # account verification (issue 18)
+    """
+    CREATE TABLE push_devices(
+        token_hash BLOB PRIMARY KEY REFERENCES sessions(token_hash) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        vendor TEXT NOT NULL,
+        token TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX push_devices_user ON push_devices(user_id);
+    CREATE TABLE push_outbox(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        dedup TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        conv_id TEXT,
+        seq INTEGER NOT NULL DEFAULT 0,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX push_outbox_due ON push_outbox(state, due_at);
+    CREATE INDEX push_outbox_user ON push_outbox(user_id, conv_id);
+    CREATE TABLE notify_settings(
+        user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        previews INTEGER NOT NULL DEFAULT 0,
+        quiet_start INTEGER NOT NULL DEFAULT -1,
+        quiet_end INTEGER NOT NULL DEFAULT -1,
+        tz_offset INTEGER NOT NULL DEFAULT 480,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE campaigns(
+        id TEXT PRIMARY KEY,
+        actor TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        recipients INTEGER NOT NULL DEFAULT 0,
+        sent INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'running'
+    );
+    ALTER TABLE users ADD COLUMN verification TEXT NOT NULL DEFAULT ''
+    """,
 )
