@@ -17,6 +17,7 @@ from chatd.backends import (
     load_filter,
     make_backends,
     make_counters,
+    make_push_outbox,
     make_sms_provider,
     make_store,
     read_secret,
@@ -38,6 +39,7 @@ from chatd.services.matching import MatchService
 from chatd.services.moderation import ModerationService
 from chatd.services.ops import BoundOp, Call, Reply, bind_ops
 from chatd.services.privacy import PrivacyService
+from chatd.services.push import PushService
 from chatd.services.sms import DevSmsProvider
 from chatd.services.social import SocialService
 from chatd.services.text import TextGate
@@ -100,8 +102,13 @@ class App:
         self.privacy = PrivacyService(self.store, self.node, self.accounts, self.matching,
                                       sms_purge_interval=config.sms_purge_interval)
         self.social = SocialService(config, self.store, text, self.catalog)
+        self.push = PushService(self.store, self.node, make_push_outbox(config, self.store,
+                                                                        presence),
+                                config.push_delay)
+        self.chat.on_stored = self.push.message_sent
         self._ops: dict[str, BoundOp] = bind_ops(self.accounts, self.chat, self.matching,
-                                                 self.social, self.privacy, self.moderation)
+                                                 self.social, self.privacy, self.moderation,
+                                                 self.push)
         #: The op table the protocol layer validates requests against.
         self.ops: OpTable = {name: bound.spec for name, bound in self._ops.items()}
         self._user_limits: dict[str, tuple[str, int, int]] = {
@@ -119,11 +126,13 @@ class App:
         await self.node.start()
         await self.matching.start()
         await self.privacy.start()
+        await self.push.start()
         if isinstance(self.sms, DevSmsProvider):
             log.warning("the development SMS provider is active: codes are returned to clients "
                         "as dev_code and never sent; do not use it in production")
 
     async def close(self) -> None:
+        await self.push.close()
         await self.privacy.close()
         await self.words.close()
         await self.matching.close()

@@ -1,5 +1,5 @@
 """The parts a Config names, built by name (uvicorn's lesson): store, broker, presence, match
-queue, abuse counters, word filter, SMS provider, and the install's secret."""
+queue, abuse counters, word filter, SMS provider, push outbox, and the install's secret."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from chatd.broker import Broker, MemoryBroker
 from chatd.config import Config
 from chatd.limits import Counters, MemoryCounters
 from chatd.presence import MemoryPresence, Presence
+from chatd.push.outbox import PushOutbox
 from chatd.services.matching import MatchQueue, MemoryMatchQueue
 from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
 from chatd.store import SQLiteStore, Store
 from filters import WordFilter, default_wordlists_path
 
-__all__ = ["load_filter", "make_backends", "make_counters", "make_sms_provider", "make_store",
-           "read_secret"]
+__all__ = ["load_filter", "make_backends", "make_counters", "make_push_outbox",
+           "make_sms_provider", "make_store", "read_secret"]
 
 
 def make_store(config: Config) -> Store:
@@ -25,6 +26,17 @@ def make_store(config: Config) -> Store:
         return PostgresStore(config.postgres_dsn, config.postgres_pool_min,
                              config.postgres_pool_max)
     return SQLiteStore(config.db_path, synchronous=config.sqlite_synchronous)
+
+
+def make_push_outbox(config: Config, store: Store, presence: Presence) -> PushOutbox | None:
+    """The outbox worker, when a push gateway is configured (aiohttp loads only then)."""
+    if not config.push_webhook_url:
+        return None
+    from chatd.push.webhook import WebhookPushProvider
+    provider = WebhookPushProvider(config.push_webhook_url, config.push_webhook_secret.encode())
+    return PushOutbox(store, provider, presence, config.push_poll_interval,
+                      max_attempts=config.push_max_attempts,
+                      retry_base_ms=int(config.push_retry_base * 1000))
 
 
 def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, MatchQueue]:

@@ -97,6 +97,13 @@ class Config:
     postgres_pool_max: int = 10
     key_prefix: str = "chatd:"
     presence_ttl: float = 15.0
+    # Push notifications (off without a gateway URL)
+    push_webhook_url: str = ""
+    push_webhook_secret: str = ""
+    push_delay: float = 1.5
+    push_poll_interval: float = 0.5
+    push_max_attempts: int = 8
+    push_retry_base: float = 2.0
     presence_grace: float = 5.0
     # Extra fields a service may read without a schema change.
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -177,6 +184,12 @@ SETTINGS_HELP: dict[str, str] = {
     "postgres_pool_max": "most connections the postgres store opens",
     "key_prefix": "prefix of every Redis key and channel",
     "presence_ttl": "seconds after which a crashed node's users count as offline",
+    "push_webhook_url": "URL of the push gateway notifications are POSTed to (empty: no push)",
+    "push_webhook_secret": "HMAC-SHA256 key signing each push POST (needed with the URL)",
+    "push_delay": "seconds a message waits before its push (a burst is one notification)",
+    "push_poll_interval": "seconds between two looks at the push outbox",
+    "push_max_attempts": "deliveries tried per notification before it is given up",
+    "push_retry_base": "seconds before the first retry of a failed push (doubling, to 10 min)",
     "presence_grace": "seconds a user stays online after their last connection closed; "
                       "contacts hear 'offline' only if they are not back by then",
 }
@@ -195,6 +208,8 @@ SETTINGS_METAVAR: dict[str, str] = {
     "trusted_proxies": "ADDRESS[,ADDRESS...]",
     "rate_per_second": "N",
     "sms_webhook_url": "URL",
+    "push_webhook_url": "URL",
+    "push_webhook_secret": "SECRET",
     "sms_code_ttl": "SECONDS",
     "sms_resend_interval": "SECONDS",
     "session_ttl_days": "DAYS",
@@ -295,6 +310,15 @@ def _validate(c: Config) -> None:
         raise bad("postgres_dsn", "must be a postgresql:// DSN")
     if not 1 <= c.postgres_pool_min <= c.postgres_pool_max:
         raise bad("postgres_pool_max", "needs 1 <= postgres_pool_min <= postgres_pool_max")
+    if c.push_webhook_url:
+        if not c.push_webhook_url.startswith(("http://", "https://")):
+            raise bad("push_webhook_url", "needs an http(s) URL")
+        if len(c.push_webhook_secret) < 16:
+            raise bad("push_webhook_secret", "needs at least 16 characters with the URL")
+    if c.push_delay < 0 or c.push_poll_interval <= 0 or c.push_max_attempts < 1 \
+            or c.push_retry_base <= 0:
+        raise bad("push_delay", "push_delay >= 0, push_poll_interval > 0, push_retry_base > 0"
+                  " and push_max_attempts >= 1")
     if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):
         raise bad("sms_webhook_url", "the webhook SMS provider needs an http(s) URL")
     if c.profile == "production" and c.sms_provider == "dev":

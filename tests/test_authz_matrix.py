@@ -33,6 +33,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "msg.recall": {"conv": "g:pet.cat", "id": "nope"}, "msg.hide": {"conv": "g:pet.cat",
                                                                    "id": "nope"},
     "conv.mute": {"conv": "g:pet.cat", "until": 0},
+    "push.register": {"vendor": "fcm", "token": "t"}, "push.unregister": {"vendor": "fcm"},
+    "notify.settings": {"previews": False},
     "history": {"conv": "g:pet.cat"}, "convs": {},
     "conv.leave": {"conv": "d:nope"}, "read": {"conv": "g:pet.cat", "seq": 0},
     "typing": {"conv": "g:pet.cat"}, "presence": {"users": ["x"]},

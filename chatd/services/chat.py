@@ -36,6 +36,7 @@ class ChatService:
         self.catalog = catalog
         self.receipts = DeliveryReceipts(store, node)
         node.on_direct_delivered = self.receipts.note
+        self.on_stored: Callable[[Message], None] | None = None  # e.g. push notifications
         self._batched = BatchedGate(text)
         self._now = now_ms
         # Message ids: a random per-process prefix and a counter (unique across nodes and
@@ -65,6 +66,8 @@ class ChatService:
         msg = result.message
         if result.created:
             await self.node.to_conv(msg.conv, msg.wire(), sender, skip=call.conn_id)
+            if self.on_stored is not None:
+                self.on_stored(msg)
         reply: dict[str, Any] = {"id": msg.id, "seq": msg.seq, "ts": msg.ts}
         if msg.body != body:
             reply["body"] = msg.body  # stored masked: the sender sees what others see

@@ -11,12 +11,13 @@ from chatd.services.matching import MatchService
 from chatd.services.moderation import ModerationService
 from chatd.services.ops import op_specs
 from chatd.services.privacy import PrivacyService
+from chatd.services.push import PushService
 from chatd.services.social import SocialService
 
 __all__ = ["MOD_OPS", "OPS", "SERVICES"]
 
 SERVICES: Final = (AccountService, ChatService, MatchService, SocialService, PrivacyService,
-                   ModerationService)
+                   ModerationService, PushService)
 #: Every op of the wire protocol: name → fields and who may call it.
 OPS: Final[dict[str, OpSpec]] = op_specs(*SERVICES)
 #: The ops that answer ``forbidden`` to anyone whose role is not ``moderator``.

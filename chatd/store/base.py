@@ -29,7 +29,10 @@ __all__ = [
     "DuplicateError",
     "Membership",
     "Message",
+    "NotifySettings",
     "Post",
+    "PushDevice",
+    "PushJob",
     "Quote",
     "RecallRefused",
     "Report",
@@ -389,6 +392,50 @@ class Consent:
     updated_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class PushDevice:
+    """A device's push registration; one per session (``token_hash`` of that session)."""
+
+    token_hash: bytes
+    user_id: UserId
+    vendor: str
+    token: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """A user's notification choices. Quiet hours are minutes of the user's local day
+    (``tz_offset`` minutes east of UTC); ``quiet_start == -1`` means none."""
+
+    enabled: bool = True
+    previews: bool = False  # show the message text in the notification
+    groups: bool = False  # notify for group messages too (1:1 always, when enabled)
+    quiet_start: int = -1
+    quiet_end: int = -1
+    tz_offset: int = 480
+
+
+@dataclass(frozen=True, slots=True)
+class PushJob:
+    """One notification in the durable outbox. ``id``, ``attempts``, ``read_seq`` and
+    ``delivered_seq`` (the user's marks of ``conv`` when the job was claimed) are given by
+    the store."""
+
+    user_id: UserId
+    kind: str
+    dedup: str
+    payload: str  # JSON: title, body, data
+    created_at: int
+    due_at: int
+    conv: ConvId | None = None
+    seq: int = 0
+    id: int = 0
+    attempts: int = 0
+    read_seq: int = 0
+    delivered_seq: int = 0
+
+
 class Store(Protocol):
     health: StoreHealth
 
@@ -537,3 +584,32 @@ class Store(Protocol):
     async def erase_sms_codes_of(self, user_id: UserId) -> None: ...
     async def purge_sms_codes(self, expired_before: int, sent_before: int) -> int: ...
     async def delete_account(self, user_id: UserId) -> list[bytes]: ...
+
+    # Push notifications
+    async def set_push_device(self, device: PushDevice) -> None:
+        """Register (or replace) the push token of one session."""
+    async def delete_push_device(self, token_hash: bytes, vendor: str | None = None) -> bool: ...
+    async def delete_push_token(self, vendor: str, token: str) -> int:
+        """Forget a token the vendor reported invalid, whatever session holds it."""
+    async def push_devices_of(self, user_id: UserId) -> list[PushDevice]: ...
+    async def get_notify_settings(self, user_id: UserId) -> NotifySettings: ...
+    async def set_notify_settings(self, user_id: UserId, settings: NotifySettings,
+                                  now: int) -> None: ...
+    async def push_targets(self, conv: ConvId, sender: UserId,
+                           now: int) -> list[tuple[UserId, NotifySettings]]:
+        """Members of ``conv`` other than ``sender`` a message there may be pushed to: with
+        a device, notifications on (for groups: group notifications on), the conversation
+        not muted by them, the sender not blocked by them."""
+    async def enqueue_pushes(self, jobs: Sequence[PushJob]) -> int:
+        """Add jobs to the outbox; returns how many were new. A ``msg`` job joins a pending
+        one of the same user and conversation (one notification per burst); any other job
+        whose ``dedup`` is known already is dropped."""
+    async def claim_pushes(self, now: int, lease_ms: int, limit: int) -> list[PushJob]:
+        """Up to ``limit`` due jobs, leased for ``lease_ms`` (a claimer that dies gives them
+        back when the lease ends): at most one claimer holds a job at a time."""
+    async def finish_push(self, job_id: int, state: str, due_at: int, attempts: int,
+                          error: str = "") -> None:
+        """``state`` ``sent``/``dropped``/``failed`` ends the job; ``pending`` retries it at
+        ``due_at``."""
+    async def push_jobs_of(self, user_id: UserId) -> list[tuple[str, str, int]]:
+        """(kind, state, created_at) of the user's jobs (the export)."""

@@ -13,12 +13,13 @@ from chatd.store.postgres.accounts import Accounts
 from chatd.store.postgres.chat import Chat
 from chatd.store.postgres.moderation import Moderation
 from chatd.store.postgres.privacy import Privacy
+from chatd.store.postgres.push import Push
 from chatd.store.postgres.social import Social
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Accounts, Chat, Social, Moderation, Privacy):
+class PostgresStore(Accounts, Chat, Social, Moderation, Privacy, Push):
     """A :class:`chatd.store.base.Store` on PostgreSQL (tested against 15).
 
     ``open()`` creates the pool and migrates the schema; ``close()`` waits for borrowed

@@ -225,6 +225,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
         enabled BOOLEAN NOT NULL DEFAULT TRUE,
         previews BOOLEAN NOT NULL DEFAULT FALSE,
+        groups BOOLEAN NOT NULL DEFAULT FALSE,
         quiet_start INTEGER NOT NULL DEFAULT -1,
         quiet_end INTEGER NOT NULL DEFAULT -1,
         tz_offset INTEGER NOT NULL DEFAULT 480,

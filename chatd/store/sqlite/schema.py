@@ -255,6 +255,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
         enabled INTEGER NOT NULL DEFAULT 1,
         previews INTEGER NOT NULL DEFAULT 0,
+        groups INTEGER NOT NULL DEFAULT 0,
         quiet_start INTEGER NOT NULL DEFAULT -1,
         quiet_end INTEGER NOT NULL DEFAULT -1,
         tz_offset INTEGER NOT NULL DEFAULT 480,
