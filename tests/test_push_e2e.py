@@ -164,6 +164,10 @@ async def test_previews_quiet_hours_and_opting_out(server: ChatServer, gateway: 
     b = await Client.connect(url_of(server))
     await b.auth(token)
     await b.call("notify.settings", quiet_start=0, quiet_end=1439)
+    push = (await b.call("account.export"))["export"]["push"]  # the user's own data
+    assert [(d["vendor"], d["token"]) for d in push["devices"]] == [("fcm", "device-token")]
+    assert push["settings"]["previews"] is True and push["settings"]["quiet_end"] == 1439
+    assert [(n["kind"], n["state"]) for n in push["notifications"]] == [("msg", "sent")]
     await b.close()
     await a.call("msg.send", conv=conv, body="睡了吗")
     await settle()

@@ -14,6 +14,7 @@ the longest window the SMS limits count (a day).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -158,6 +159,12 @@ class PrivacyService:
                  for m in await self.store.memberships_of(user_id)]
         sanctions = [{"action": e.action, "ts": e.ts, "detail": e.detail}
                      for e in await self.store.audit_log(None, 1000, user_id)]
+        notify = await self.store.get_notify_settings(user_id)
+        push = {"devices": [{"vendor": d.vendor, "token": d.token, "created_at": d.created_at}
+                            for d in await self.store.push_devices_of(user_id)],
+                "settings": dataclasses.asdict(notify),
+                "notifications": [{"kind": k, "state": st, "created_at": at}
+                                  for k, st, at in await self.store.push_jobs_of(user_id)]}
         return {
             "generated_at": self._now(),
             "profile": {"id": user.id, "phone": user.phone, "birthdate": user.birthdate,
@@ -175,6 +182,7 @@ class PrivacyService:
             "blocked_users": sorted(await self.store.blocked_by(user_id)),
             "moderation": sanctions,
             "sms_codes": sms_codes,
+            "push": push,
         }
 
     @op("account.delete", password=S_OPT, code=S_OPT)
