@@ -78,8 +78,8 @@ async def test_everything_the_pages_load_exists(server: ChatServer) -> None:
                 todo.append(spec if spec.startswith("/") else f"{base}/{spec.removeprefix('./')}")
         elif path.endswith(".css"):
             assert headers["Content-Type"].startswith("text/css"), path
-    assert {"/app/chatd.js", "/app/ui.js", "/app/app.js", "/mod/mod.js",
-            "/app/style.css", "/mod/mod.css"} <= seen
+    assert {"/app/chatd.js", "/app/ui.js", "/app/app.js", "/app/views.js", "/app/menu.js",
+            "/mod/mod.js", "/app/style.css", "/mod/mod.css"} <= seen
 
 
 async def test_redirect_and_not_found(server: ChatServer) -> None:

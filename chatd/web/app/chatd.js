@@ -59,6 +59,8 @@ const REASON_TEXT = {
   not_moderator: "你不是管理员 (not a moderator)",
   moderator: "不能处理管理员 (moderator)",
   consent: "需要授权 (consent)",
+  too_late: "已超过可撤回的时间，不能撤回了 (too late)",
+  not_yours: "只能撤回自己的消息 (not yours)",
 };
 
 /** A short Chinese (and English) explanation of an error, for the UI. */
