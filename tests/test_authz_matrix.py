@@ -37,7 +37,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "notify.settings": {"previews": False},
     "history": {"conv": "g:pet.cat"}, "convs": {},
     "conv.leave": {"conv": "d:nope"}, "read": {"conv": "g:pet.cat", "seq": 0},
-    "typing": {"conv": "g:pet.cat"}, "presence": {"users": ["x"]},
+    "typing": {"conv": "g:pet.cat"}, "presence": {"users": ["x"]}, "profiles": {"users": ["x"]},
     "block": {"user": "nobody"}, "unblock": {"user": "nobody"},
     "post.create": {"body": "今天天气好", "group": "g:pet.cat"}, "post.delete": {"id": "nope"},
     "feed": {"scope": "mine"}, "search": {"q": "猫"}, "search.history": {},
@@ -138,9 +138,10 @@ async def test_strangers_reach_no_conversation_and_no_private_data(server: ChatS
     # Everything the other two can see of a never holds a's phone, birthdate or searches.
     seen = []
     for c in (b, stranger):
-        for op in ("search", "feed", "presence", "convs", "search.history", "me"):
+        for op in ("search", "feed", "presence", "convs", "search.history", "me", "profiles"):
             fields = {"search": {"q": "甲"}, "feed": {"scope": "peers"},
-                      "presence": {"users": [a.user["id"]]}}.get(op, {})  # type: ignore[index]
+                      "presence": {"users": [a.user["id"]]},  # type: ignore[index]
+                      "profiles": {"users": [a.user["id"]]}}.get(op, {})  # type: ignore[index]
             seen.append(json.dumps(await c.request(op, **fields), ensure_ascii=False))
     text = "\n".join(seen)
     assert phone not in text and "1991-02-03" not in text and "独孤九剑" not in text

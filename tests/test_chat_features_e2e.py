@@ -265,6 +265,22 @@ async def test_conversation_list_and_mutes(server: ChatServer) -> None:
         await c.close()
 
 
+async def test_profiles_name_the_people_you_share_a_conversation_with(server: ChatServer) -> None:
+    url = url_of(server)
+    me = await user(url, "我", ["pet.dog"])
+    mate = await user(url, "狗友", ["pet.dog"])
+    stranger = await user(url, "路人", ["food.tea"])
+    pest = await user(url, "烦人", ["pet.dog"])
+    await me.call("block", user=pest.user["id"])  # type: ignore[index]
+    ids = [c.user["id"] for c in (me, mate, stranger, pest)]  # type: ignore[index]
+    got = (await me.call("profiles", users=[*ids, "nobody"]))["users"]
+    assert sorted(got) == sorted(ids[:2])  # a stranger, a blocked user, unknown ids: left out
+    assert got[ids[1]]["nickname"] == "狗友" and "phone" not in got[ids[1]]
+    assert (await error(me, "profiles", users=["x"] * 101))["field"] == "users"
+    for c in (me, mate, stranger, pest):
+        await c.close()
+
+
 @pytest.fixture
 async def two_nodes(config: Config, pg_dsn: str, prefix: str) -> AsyncIterator[list[str]]:
     """Two in-process nodes sharing Redis (broker, presence, match queue) and PostgreSQL."""

@@ -211,6 +211,18 @@ class ChatService:
         online = await self.node.presence.online(shown) if shown else {}
         return {"online": {u: bool(online.get(u, False)) for u in asked}}
 
+    @op("profiles", users=STR_LIST)
+    async def profiles(self, call: Call, users: list[str]) -> dict[str, Any]:
+        """Public profiles (names for a group's members) of users who share a current
+        conversation with the caller and no block either way; others are left out."""
+        if len(users) > 100:
+            raise BadRequest("ask about at most 100 users", field="users")
+        asked = {UserId(u) for u in users}
+        visible = (await self.store.presence_visible(call.user, sorted(asked))
+                   | {call.user}) & asked
+        found = await self.store.get_users(sorted(visible)) if visible else {}
+        return {"users": {u: found[u].public() for u in sorted(found)}}
+
     @op("block", user=S)
     async def block(self, call: Call, user: str) -> None:
         user, other = call.user, UserId(user)
