@@ -62,7 +62,7 @@ def config(tmp_path: Path, wordlist: Path) -> Config:
     return Config(port=0, data_dir=tmp_path / "data", wordlists=(str(wordlist),),
                   rate_per_second=200.0, rate_burst=400, sms_resend_interval=0,
                   match_any_shared_after=1.0,
-                  match_random_after=2.0)
+                  match_random_after=2.0, presence_grace=0.2)
 
 
 @pytest.fixture

@@ -109,6 +109,7 @@ async def test_fresh_login_shows_the_list_and_ticks_go_sent_delivered_read(
     await alice.close()
     carol_token = carol.token
     await carol.close()
+    await asyncio.sleep(t(0.5))  # past the presence grace (0.2 s here): Carol is offline
 
     page = await browser.new_page("alice")
     await login(page, server, alice_phone)

@@ -167,7 +167,10 @@ class Engine:
             futures.append(fut)
             outcomes.append(result)
         for loop, (futures, outcomes) in by_loop.items():
-            loop.call_soon_threadsafe(_settle_all, futures, outcomes)
+            # A loop that closed meanwhile (a node that failed to start, then shut down while
+            # a job was queued) has nobody waiting: its results have nowhere to go.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, futures, outcomes)
 
     def _transaction(self, conn: sqlite3.Connection, batch: list[Job],
                      isolate: bool) -> list[tuple[Any, BaseException | None]]:
