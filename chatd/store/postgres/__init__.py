@@ -12,13 +12,14 @@ from __future__ import annotations
 from chatd.store.postgres.accounts import Accounts
 from chatd.store.postgres.chat import Chat
 from chatd.store.postgres.moderation import Moderation
+from chatd.store.postgres.outreach import Outreach
 from chatd.store.postgres.privacy import Privacy
 from chatd.store.postgres.social import Social
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Accounts, Chat, Social, Moderation, Privacy):
+class PostgresStore(Accounts, Chat, Social, Moderation, Privacy, Outreach):
     """A :class:`chatd.store.base.Store` on PostgreSQL (tested against 15).
 
     ``open()`` creates the pool and migrates the schema; ``close()`` waits for borrowed
