@@ -342,6 +342,8 @@ def _validate(c: Config) -> None:
 #: Minimum length of an API key's secret and of the inbound-SMS secret (guessing is hopeless).
 MIN_SECRET_CHARS: Final = 16
 _KEY_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+#: Settings whose value no message may quote.
+_SECRET_SETTINGS: Final = frozenset({"api_keys", "sms_inbound_secret"})
 
 
 def api_key_pairs(keys: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -408,6 +410,8 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
                 raise ValueError(f"{raw!r} is not a string")
             return raw
     except ValueError as exc:
+        if name in _SECRET_SETTINGS:  # the message would quote the value
+            raise ConfigError(f"setting {name!r}: not a {type(default).__name__}") from None
         raise ConfigError(f"setting {name!r}: {exc}") from None
     raise ConfigError(f"setting {name!r} cannot be set here")
 

@@ -64,10 +64,7 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api_host, self.config.api_port)
         await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or ()
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])
         log.info("server API listening on http://%s:%d/api/ (%d keys%s)", self.config.api_host,
                  self.port, len(self._keys),
                  ", SMS replies at /sms/inbound" if self._inbound else "")

@@ -23,6 +23,7 @@ from aiohttp import web
 from chatd.client import Client
 from chatd.config import Config
 from chatd.server import ChatServer
+from chatd.services.campaigns import Pacer, is_unsubscribe, with_unsubscribe_hint
 from chatd.services.phones import mask_phone, normalize_phone
 from chatd.store import UserId
 from tests.conftest import new_phone, t, url_of
@@ -352,3 +353,25 @@ async def test_inbound_webhook_is_off_without_its_secret(config: Config) -> None
         assert (await inbound(srv, raw, signed(raw)))[0] == 404
     finally:
         await srv.stop()
+
+
+def test_unsubscribe_hint_and_stop_words() -> None:
+    assert with_unsubscribe_hint(" 新品上市。\n") == f"新品上市。 {HINT}"
+    assert with_unsubscribe_hint(f"新品上市 {HINT}  ") == f"新品上市 {HINT}"
+    for reply in ("T", "t", " td ", "Td", "退订", "\t退订\n"):
+        assert is_unsubscribe(reply), reply
+    for reply in ("", "TT", "退订了", "stop", "T D"):
+        assert not is_unsubscribe(reply), reply
+
+
+async def test_the_pacer_spaces_starts_and_never_bursts_to_catch_up() -> None:
+    pacer = Pacer(50.0)
+    start = time.monotonic()
+    for _ in range(11):
+        await pacer.wait()
+    assert time.monotonic() - start >= 0.8 * 10 / 50
+    await asyncio.sleep(0.2)  # late: the next starts are spaced again, not bunched
+    start = time.monotonic()
+    for _ in range(3):
+        await pacer.wait()
+    assert time.monotonic() - start >= 0.8 * 2 / 50

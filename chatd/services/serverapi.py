@@ -92,10 +92,8 @@ class ServerApi:
         self.max_text = max_text
         self._now = now_ms
         self._methods: dict[str, BoundOp] = bind_ops(self)
-
-    @property
-    def methods(self) -> OpTable:
-        return {name: bound.spec for name, bound in self._methods.items()}
+        #: The table the edge validates a call's arguments against.
+        self.methods: OpTable = {name: bound.spec for name, bound in self._methods.items()}
 
     async def handle(self, call: ApiCall, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run one validated call (``args`` checked against :attr:`methods`)."""
