@@ -25,7 +25,7 @@ from chatd.config import Config
 from chatd.server import ChatServer
 from chatd.services.campaigns import Pacer, is_unsubscribe, with_unsubscribe_hint
 from chatd.services.phones import mask_phone, normalize_phone
-from chatd.store import UserId
+from chatd.store import User, UserId
 from tests.conftest import new_phone, t, url_of
 from tests.pg import create_database, drop_database
 from tests.test_server_api import INBOUND, api, ok, with_api
@@ -59,7 +59,7 @@ class Gateway:
     async def _sms(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.posts.append((time.monotonic(), body))
-        if body.get("phone") in self.fail:
+        if body.get("phone") in self.fail or "*" in self.fail:
             return web.json_response({"error": "no"}, status=500)
         return web.json_response({"ok": True})
 
@@ -375,3 +375,50 @@ async def test_the_pacer_spaces_starts_and_never_bursts_to_catch_up() -> None:
     for _ in range(3):
         await pacer.wait()
     assert time.monotonic() - start >= 0.8 * 2 / 50
+
+
+async def consenting(srv: ChatServer, n: int) -> list[str]:
+    """``n`` users with marketing consent on, made in the store (faster than registering);
+    their phones."""
+    phones = []
+    for i in range(n):
+        phone = normalize_phone(new_phone())
+        user = User(UserId(f"bulk-{phone[1:]}-{i}"), phone, "x", "1990-01-01", "male", "批量",
+                    "", "user", int(time.time() * 1000) - 10_000, ("music.rock",))
+        await srv.app.store.create_user(user, [])
+        await srv.app.store.set_consent(user.id, "marketing", True, user.created_at)
+        phones.append(phone)
+    return phones
+
+
+async def test_a_down_gateway_fails_the_campaign_and_a_stop_interrupts_it(
+        config: Config, gateway: Gateway) -> None:
+    gateway.fail.add("*")
+    srv = ChatServer(with_api(config, sms_provider="webhook", sms_webhook_url=gateway.url,
+                              campaign_rate_per_second=40.0))
+    await srv.start()
+    try:
+        await consenting(srv, 60)
+        started = (await ok(srv, "campaign.start", text="打折"))["campaign"]
+        ended = await until_ended(srv, started["id"])
+        # Stopped after 20 failures in a row, checked at the end of each page (40 here).
+        assert (ended["state"], ended["sent"], ended["failed"]) == ("failed", 0, 40)
+    finally:
+        await srv.stop()
+    gateway.fail.clear()
+    slow = ChatServer(with_api(config, sms_provider="webhook", sms_webhook_url=gateway.url,
+                               campaign_rate_per_second=5.0))
+    await slow.start()
+    try:
+        started = (await ok(slow, "campaign.start", text="慢慢发"))["campaign"]
+        await asyncio.sleep(t(0.5))
+    finally:
+        await slow.stop()  # a stopping node ends its campaign: interrupted, not running
+    again = ChatServer(config)
+    await again.start()
+    try:
+        row = await again.app.store.get_campaign(started["id"])
+        assert row is not None and row.state == "interrupted" and row.finished_at is not None
+        assert 0 < len(gateway.texts("慢慢发 " + HINT)) < 60
+    finally:
+        await again.stop()
