@@ -162,6 +162,16 @@ class ChatServer:
 
     async def start(self) -> None:
         await self.app.start()
+        try:
+            await self._listen()
+        except BaseException:
+            # A port in use, say: undo what started (the store's thread, the purge task)
+            # before the error leaves, or they outlive the event loop.
+            await self._unlisten()
+            await self.app.close()
+            raise
+
+    async def _listen(self) -> None:
         origins: list[Origin | None] | None = None
         if self.config.origins:
             # Browsers send Origin; native apps send none, and are allowed.
@@ -194,13 +204,16 @@ class ChatServer:
         if self.config.shutdown_grace > 0:
             log.info("draining: /healthz answers 503 for %.1f s", self.config.shutdown_grace)
             await asyncio.sleep(self.config.shutdown_grace)
+        await self._unlisten()
+        await self.app.close()
+        log.info("chatd node %s stopped", self.app.node_id)
+
+    async def _unlisten(self) -> None:
         if self.api is not None:
             await self.api.stop()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
-        await self.app.close()
-        log.info("chatd node %s stopped", self.app.node_id)
 
     # --- plain HTTP on the same port -----------------------------------------------------
 

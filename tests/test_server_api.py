@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -359,3 +360,16 @@ async def test_api_calls_reach_users_on_the_other_node(two_api_nodes: list[ChatS
     await ok(n2, "ban", user=uid_of(a), duration=60)
     await asyncio.wait_for(a.ws.wait_closed(), t(5))
     assert a.ws.close_code == 4001
+
+
+async def test_a_busy_api_port_stops_start_up_and_leaves_nothing_running(config: Config) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        srv = ChatServer(with_api(config).replace(api_port=busy.getsockname()[1]))
+        with pytest.raises(OSError):
+            await srv.start()
+    # Everything it had started is closed: the data directory can be taken again at once.
+    again = ChatServer(with_api(config))
+    await again.start()
+    await again.stop()
