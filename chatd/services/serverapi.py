@@ -138,17 +138,19 @@ class ServerApi:
             raise BadRequest("give exactly one of 'user' and 'conv'")
         event = self._event(text, data)
         detail = f"chars={len(event['text'])}" + (" data" if data is not None else "")
+        # Audited before it is sent: a store that fails refuses the call before anything
+        # happened, so a retry cannot deliver twice.
         if user is not None:
             target = (await self._user(user)).id
-            await self.node.to_user(target, event)
             await self._audit(call, "api.publish", target, detail)
+            await self.node.to_user(target, event)
             online = await self.node.presence.online([target])
             return {"online": bool(online.get(target))}
         assert conv is not None
         if not await self.store.conv_exists(ConvId(conv)):
             raise NotFound("no such conversation")
-        await self.node.to_conv(ConvId(conv), {**event, "conv": conv})
         await self._audit(call, "api.publish", conv, detail)
+        await self.node.to_conv(ConvId(conv), {**event, "conv": conv})
         return {}
 
     @op("broadcast", auth="none", text=BODY, data=DATA_OPT)
@@ -157,8 +159,8 @@ class ServerApi:
         """A ``system`` event (``broadcast: true``) to every session online, on every node."""
         event = self._event(text, data)
         event["broadcast"] = True
-        await self.node.announce(event)
         await self._audit(call, "api.broadcast", "*", event["text"][:200])
+        await self.node.announce(event)
         return {}
 
     # --- sessions and sanctions ----------------------------------------------------------
@@ -171,8 +173,8 @@ class ServerApi:
         again with its token."""
         target = (await self._user(user)).id
         ended = await self.store.delete_user_sessions(target) if revoke else []
-        await self.node.revoke(target)
         await self._audit(call, "api.disconnect", target, f"revoke={int(revoke)}")
+        await self.node.revoke(target)
         return {"sessions_revoked": len(ended)}
 
     @op("ban", auth="none", user=S, duration=I_OPT, note=BODY_OPT)
