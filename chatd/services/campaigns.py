@@ -198,8 +198,9 @@ class CampaignService:
                     break
                 current = await self._retry(self.store.campaign_progress, campaign.id, sent,
                                             failed)
-                if current != "running":
-                    log.info("campaign %s: %s elsewhere; stopped", campaign.id, current)
+                if current != "running":  # cancelled, on any node: its counts are stored
+                    log.info("campaign %s %s elsewhere: %d sent, %d failed", campaign.id,
+                             current, sent, failed)
                     return await self.get(campaign.id)
         except asyncio.CancelledError:
             for task in sends:

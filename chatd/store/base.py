@@ -566,7 +566,8 @@ class Store(Protocol):
         ``marketing`` consent is on since ``consented_before`` or earlier and who are not
         banned at ``now``."""
     async def campaign_progress(self, campaign_id: str, sent: int, failed: int) -> str | None:
-        """Store the counts of a running campaign; its state (None: no such campaign)."""
+        """Store the counts of a campaign, whatever its state (a cancelled one's sender
+        reports the page it was sending); its state (None: no such campaign)."""
     async def end_campaign(self, campaign_id: str, state: str, ts: int, sent: int | None = None,
                            failed: int | None = None) -> Campaign | None:
         """End a running campaign in ``state`` (counts as given); one that ended already

@@ -70,11 +70,8 @@ class Outreach(Engine):
 
     async def campaign_progress(self, campaign_id: str, sent: int, failed: int) -> str | None:
         async with self._conn() as c:
-            state = await c.fetchval(
-                "WITH u AS (UPDATE campaigns SET sent=$2, failed=$3 WHERE id=$1"
-                " AND state='running' RETURNING state)"
-                " SELECT COALESCE((SELECT state FROM u), (SELECT state FROM campaigns"
-                " WHERE id=$1))", campaign_id, sent, failed)
+            state = await c.fetchval("UPDATE campaigns SET sent=$2, failed=$3 WHERE id=$1"
+                                     " RETURNING state", campaign_id, sent, failed)
         self._committed()
         return None if state is None else str(state)
 

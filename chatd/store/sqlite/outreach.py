@@ -70,7 +70,7 @@ class Outreach(Engine):
 
     async def campaign_progress(self, campaign_id: str, sent: int, failed: int) -> str | None:
         def job(c: sqlite3.Connection) -> str | None:
-            c.execute("UPDATE campaigns SET sent=?, failed=? WHERE id=? AND state='running'",
+            c.execute("UPDATE campaigns SET sent=?, failed=? WHERE id=?",
                       (sent, failed, campaign_id))
             r = c.execute("SELECT state FROM campaigns WHERE id=?", (campaign_id,)).fetchone()
             return str(r[0]) if r is not None else None
