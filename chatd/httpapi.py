@@ -86,22 +86,24 @@ class ApiServer:
                 self._note_refused(request)
                 raise Unauthorized("a valid 'Authorization: apikey <secret>' header is needed")
             if request.method != "POST":
-                return _error(BadRequest("use POST with a JSON object"), 405)
-            if method not in methods:
-                return _error(_UnknownMethod(), 404)
-            obj = await _json_body(request)
-            obj.pop("rid", None)
-            obj["t"] = method
-            args = parse_request(obj, methods).args
-            result = await self.app.api.handle(ApiCall(key, request.remote or ""), method, args)
-            response = web.json_response({"result": result}, dumps=_dumps)
+                response = _error(BadRequest("use POST with a JSON object"), 405)
+            elif method not in methods:
+                response = _error(_UnknownMethod(), 404)
+            else:
+                obj = await _json_body(request)
+                obj.pop("rid", None)
+                obj["t"] = method
+                args = parse_request(obj, methods).args
+                result = await self.app.api.handle(ApiCall(key, request.remote or ""), method,
+                                                   args)
+                response = web.json_response({"result": result}, dumps=_dumps)
         except ChatError as exc:
             response = _error(exc)
         except (StoreUnavailable, BrokerUnavailable) as exc:
-            log.warning("API %s refused as unavailable: %s", method, exc)
+            log.warning("API %s refused as unavailable: %s", label, exc)
             response = _error(Unavailable(RETRY_MS))
         except Exception:
-            log.exception("API %s failed", method)
+            log.exception("API %s failed", label)
             response = _error(Internal())
         self.app.metrics.api_requests.labels(label, str(response.status)).inc()
         log.debug("API %s by %s: %d in %.1f ms", label, key or "-", response.status,

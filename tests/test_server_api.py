@@ -93,6 +93,10 @@ async def test_keys_authenticate_and_never_reach_the_logs(
     async with aiohttp.ClientSession() as s, s.get(
             f"http://127.0.0.1:{api_server.api.port}/elsewhere") as r:  # type: ignore[union-attr]
         assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+    metrics = api_server.app.scrape().decode()
+    for series in ('method="presence",status="401"', 'method="presence",status="405"',
+                   'method="unknown",status="404"'):
+        assert f"chatd_api_requests_total{{{series}}}" in metrics
     text = caplog.text + repr(api_server.config)
     assert "refused without a valid key" in caplog.text
     for secret in (KEY, OTHER_KEY, wrong, INBOUND):
