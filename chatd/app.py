@@ -33,6 +33,7 @@ from chatd.metrics import Metrics
 from chatd.node import Node
 from chatd.protocol import OpTable, Request
 from chatd.services.accounts import AccountService
+from chatd.services.campaigns import CampaignService
 from chatd.services.chat import ChatService
 from chatd.services.contacts import ContactPresence
 from chatd.services.matching import MatchService
@@ -40,11 +41,14 @@ from chatd.services.moderation import ModerationService
 from chatd.services.ops import BoundOp, Call, Reply, bind_ops
 from chatd.services.privacy import PrivacyService
 from chatd.services.push import PushService
+from chatd.services.serverapi import ServerApi
 from chatd.services.sms import DevSmsProvider
 from chatd.services.social import SocialService
 from chatd.services.text import TextGate
+from chatd.services.verification import Verifier
 from chatd.services.wordlists import WordLists
 from chatd.tasks import stop_task
+from chatd.webhooks import Webhooks
 from filters import LiveFilter
 
 __all__ = ["App"]
@@ -83,9 +87,11 @@ class App:
         self.counters = make_counters(config, self.broker)
         self.data_dir = DataDirClaim(config.data_dir, shared=not self.broker.local_only) \
             if config.store == "sqlite" else None
+        self.verifier = Verifier(config.verification_url, Webhooks()) \
+            if config.verification_url else None
         self.accounts = AccountService(config, self.store, self.node, self.sms, self.catalog,
                                        text, read_secret(config.data_dir),
-                                       counters=self.counters)
+                                       counters=self.counters, verifier=self.verifier)
         self.chat = ChatService(config, self.store, self.node, text, self.catalog)
         self.matching = MatchService(MatchConfig(
             any_shared_after=config.match_any_shared_after,
@@ -106,6 +112,13 @@ class App:
                                                                         presence),
                                 config.push_delay)
         self.chat.on_stored = self.push.message_sent
+        self.moderation.notify_offline = self.push.notify
+        self.campaigns = CampaignService(self.store, self.sms, text,
+                                         config.campaign_rate_per_second)
+        #: The server API's methods (served by chatd.httpapi when keys are configured).
+        self.api = ServerApi(self.store, self.node, self.moderation, self.campaigns,
+                             self.counters, config.api_requests_per_minute,
+                             config.max_message_chars)
         self._ops: dict[str, BoundOp] = bind_ops(self.accounts, self.chat, self.matching,
                                                  self.social, self.privacy, self.moderation,
                                                  self.push)
@@ -133,12 +146,17 @@ class App:
 
     async def close(self) -> None:
         await self.push.close()
+        # Campaigns first: a stopped one is marked interrupted while the store is open.
+        await self.campaigns.close()
+        if self.verifier is not None:
+            await self.verifier.close()
         await self.privacy.close()
         await self.words.close()
         await self.matching.close()
         await self.chat.receipts.close()
         await self.node.close()
         await self.store.close()
+        await self.sms.close()
         await stop_task(self._stamp)
         if self.data_dir is not None:
             self.data_dir.release()

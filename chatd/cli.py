@@ -30,6 +30,8 @@ DEBUG_ENV = "CHATD_DEBUG"
 # The settings ``chatd admin`` uses: where the store is, and the base word lists.
 ADMIN_SETTINGS = ("data_dir", "store", "sqlite_synchronous", "postgres_dsn",
                   "postgres_pool_min", "postgres_pool_max", "wordlists")
+# And those ``chatd admin campaign send`` adds: how texts leave, and how fast.
+CAMPAIGN_SETTINGS = ("sms_provider", "sms_webhook_url", "campaign_rate_per_second")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +52,7 @@ def _serve_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _admin_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser(
-        "admin", help="roles and word lists, on the configured store",
+        "admin", help="roles, word lists and campaigns, on the configured store",
         description="Administer the store a node is configured with. It reads the same "
                     "--config file and CHATD_* environment as serve; the flags below are the "
                     "settings it uses. Running nodes pick word-list changes up within about a "
@@ -81,6 +83,28 @@ def _admin_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     wcmd.add_parser("lint", help="python -m filters lint over the effective lists") \
         .add_argument("--corpus", type=_readable_file, required=True, metavar="FILE",
                       help="clean texts, one a line, that no entry should block")
+    _campaign_parser(cmd)
+
+
+def _campaign_parser(cmd: argparse._SubParsersAction[_Parser]) -> None:
+    campaign = cmd.add_parser("campaign", help="marketing SMS to the users who consented")
+    ccmd = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
+    send = ccmd.add_parser(
+        "send", help="send a text to every user whose marketing consent is on",
+        description="Send the text of FILE by SMS to every user whose marketing consent is "
+                    "on (not banned), from this process, at most campaign_rate_per_second a "
+                    "second. The text passes the word filter (a block entry refuses it) and "
+                    "gets the unsubscribe hint 回T退订 when it lacks it. Ctrl-C stops it "
+                    "(the campaign ends interrupted). One campaign runs at a time.")
+    send.add_argument("--text-file", type=_readable_file, required=True, metavar="FILE",
+                      help="the text, UTF-8")
+    send.add_argument("--id", default=None, metavar="ID",
+                      help="the campaign's id (default: a new one); sending again with the "
+                           "same id and text sends nothing twice")
+    _settings(send, CAMPAIGN_SETTINGS, with_config=False)
+    for name, help_ in (("show", "a campaign's counts and state"),
+                        ("cancel", "stop a running campaign (or one a crash left running)")):
+        ccmd.add_parser(name, help=help_, description=help_).add_argument("id", metavar="ID")
 
 
 def _readable_file(text: str) -> Path:
@@ -92,9 +116,11 @@ def _readable_file(text: str) -> Path:
     return path
 
 
-def _settings(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    p.add_argument("--config", type=Path, default=None, metavar="FILE",
-                   help="TOML configuration file [default: none]")
+def _settings(p: argparse.ArgumentParser, names: Sequence[str],
+              with_config: bool = True) -> None:
+    if with_config:
+        p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help="TOML configuration file [default: none]")
     for name in names:
         flag = "--" + name.replace("_", "-")
         text = f"{SETTINGS_HELP.get(name, name)} [env {env_name(name)}; " \
@@ -182,6 +208,15 @@ def _admin(config: Config, args: dict[str, Any]) -> int:
             if command in ("grant-moderator", "revoke-moderator"):
                 role = "moderator" if command == "grant-moderator" else "user"
                 await admin.set_role(args["phone"], role)
+                return 0
+            if command == "campaign":
+                campaign = args["campaign_command"]
+                if campaign == "send":
+                    return await admin.campaign_send(args["text_file"], args["id"])
+                if campaign == "show":
+                    await admin.campaign_show(args["id"])
+                else:
+                    await admin.campaign_cancel(args["id"])
                 return 0
             words = args["words_command"]
             if words == "add":

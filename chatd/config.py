@@ -7,14 +7,15 @@ This module never reads the environment itself; ``cli.py`` hands it the mappings
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
 
-__all__ = ["SETTINGS_HELP", "SETTINGS_METAVAR", "Config", "ConfigError", "default_text",
-           "env_name", "load_config", "metavar"]
+__all__ = ["MIN_SECRET_CHARS", "SETTINGS_HELP", "SETTINGS_METAVAR", "Config", "ConfigError",
+           "api_key_pairs", "default_text", "env_name", "load_config", "metavar"]
 
 Profile = Literal["development", "production"]
 SmsProviderName = Literal["dev", "webhook"]
@@ -105,11 +106,28 @@ class Config:
     push_max_attempts: int = 8
     push_retry_base: float = 2.0
     presence_grace: float = 5.0
+    # The server HTTP API for the app's backend (a listener of its own; off without keys)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8766
+    # ``name:secret`` pairs; kept out of the repr so that no log line can carry them.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_requests_per_minute: int = 6000
+    # Marketing SMS and the inbound-SMS webhook (on the API listener)
+    campaign_rate_per_second: float = 10.0
+    sms_inbound_secret: str = field(default="", repr=False)
+    # Account verification by the operator's verifier (off when empty)
+    verification_url: str = ""
     # Extra fields a service may read without a schema change.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def api_enabled(self) -> bool:
+        """The API listener runs when it has something to authenticate with: API keys, or
+        the inbound-SMS secret (its webhook lives there too)."""
+        return bool(self.api_keys or self.sms_inbound_secret)
 
     @property
     def serve_web_pages(self) -> bool:
@@ -192,6 +210,17 @@ SETTINGS_HELP: dict[str, str] = {
     "push_retry_base": "seconds before the first retry of a failed push (doubling, to 10 min)",
     "presence_grace": "seconds a user stays online after their last connection closed; "
                       "contacts hear 'offline' only if they are not back by then",
+    "api_host": "address the server HTTP API listens on (keep it internal)",
+    "api_port": "TCP port of the server HTTP API (0 picks a free one)",
+    "api_keys": "comma-separated NAME:SECRET API keys (secrets of 16+ characters); the API "
+                "listener is off without keys (prefer the file or the environment: flags show "
+                "in ps)",
+    "api_requests_per_minute": "server API requests per key per minute, all nodes together",
+    "campaign_rate_per_second": "marketing SMS a campaign sends per second at most",
+    "sms_inbound_secret": "HMAC-SHA256 key of the inbound-SMS webhook POST /sms/inbound on the "
+                          "API listener (16+ characters; empty: the webhook is off)",
+    "verification_url": "URL chatd POSTs {user_id} to after each registration; accounts are "
+                        "then pending until verification.set (empty: no verification)",
 }
 
 
@@ -221,6 +250,13 @@ SETTINGS_METAVAR: dict[str, str] = {
     "redis_url": "URL",
     "postgres_dsn": "DSN",
     "key_prefix": "PREFIX",
+    "api_host": "ADDRESS",
+    "api_port": "PORT",
+    "api_keys": "NAME:SECRET[,NAME:SECRET...]",
+    "api_requests_per_minute": "N",
+    "campaign_rate_per_second": "N",
+    "sms_inbound_secret": "SECRET",
+    "verification_url": "URL",
 }
 
 
@@ -321,9 +357,51 @@ def _validate(c: Config) -> None:
                   " and push_max_attempts >= 1")
     if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):
         raise bad("sms_webhook_url", "the webhook SMS provider needs an http(s) URL")
+    _validate_api(c, bad)
     if c.profile == "production" and c.sms_provider == "dev":
         raise bad("sms_provider", "the development SMS provider is refused in production; "
                   "set sms_provider = \"webhook\" and sms_webhook_url")
+
+
+#: Minimum length of an API key's secret and of the inbound-SMS secret (guessing is hopeless).
+MIN_SECRET_CHARS: Final = 16
+_KEY_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+#: Settings whose value no message may quote.
+_SECRET_SETTINGS: Final = frozenset({"api_keys", "sms_inbound_secret"})
+
+
+def api_key_pairs(keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``api_keys`` as (name, secret) pairs (valid: the config checked them)."""
+    return [(name, secret) for name, _, secret in (k.partition(":") for k in keys)]
+
+
+def _validate_api(c: Config, bad: Callable[[str, str], ConfigError]) -> None:
+    # No message quotes a key: a malformed item may be a secret pasted on its own.
+    if not 0 <= c.api_port <= 65535:
+        raise bad("api_port", f"{c.api_port} is not a TCP port (0-65535)")
+    if c.api_port and c.api_port == c.port and c.api_host == c.host:
+        raise bad("api_port", "must differ from port (the API has a listener of its own)")
+    names: set[str] = set()
+    secrets: set[str] = set()
+    for i, item in enumerate(c.api_keys, start=1):
+        name, sep, secret = item.partition(":")
+        if not sep or not _KEY_NAME.fullmatch(name):
+            raise bad("api_keys", f"item {i} is not NAME:SECRET (NAME: 1-32 of A-Z a-z 0-9 _ . -)")
+        if len(secret) < MIN_SECRET_CHARS or secret != secret.strip():
+            raise bad("api_keys", f"the secret of key {name!r} needs {MIN_SECRET_CHARS}+ "
+                      "characters and no surrounding spaces")
+        if name in names or secret in secrets:
+            raise bad("api_keys", f"key {name!r} repeats a name or a secret")
+        names.add(name)
+        secrets.add(secret)
+    if c.sms_inbound_secret and len(c.sms_inbound_secret) < MIN_SECRET_CHARS:
+        raise bad("sms_inbound_secret", f"needs {MIN_SECRET_CHARS}+ characters")
+    if c.api_requests_per_minute < 1:
+        raise bad("api_requests_per_minute", "must be at least 1")
+    if c.campaign_rate_per_second <= 0:
+        raise bad("campaign_rate_per_second", "must be positive")
+    if c.verification_url and not c.verification_url.startswith(("http://", "https://")):
+        raise bad("verification_url", "must be an http(s) URL")
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
@@ -356,6 +434,8 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
                 raise ValueError(f"{raw!r} is not a string")
             return raw
     except ValueError as exc:
+        if name in _SECRET_SETTINGS:  # the message would quote the value
+            raise ConfigError(f"setting {name!r}: not a {type(default).__name__}") from None
         raise ConfigError(f"setting {name!r}: {exc}") from None
     raise ConfigError(f"setting {name!r} cannot be set here")
 

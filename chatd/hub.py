@@ -106,6 +106,11 @@ class Hub:
                 continue
             yield from self._by_user.get(user_id, ())
 
+    def every_conn(self) -> Iterator[Conn]:
+        """Every authenticated local connection."""
+        for conns in self._by_user.values():
+            yield from conns
+
     def has_conv(self, conv: ConvId) -> bool:
         return conv in self._members
 

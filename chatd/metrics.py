@@ -39,6 +39,10 @@ class Metrics:
                                       "Word-list reloads, by result (ok or failed)", ["result"],
                                       registry=self.registry)
 
+        self.api_requests = Counter("chatd_api_requests",
+                                    "Server API calls, by method and HTTP status",
+                                    ["method", "status"], registry=self.registry)
+
         # Series an alert watches with increase(): present at 0 from the start, so the first
         # one after a restart counts.
         for code in ("internal", "unavailable"):

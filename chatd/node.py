@@ -47,6 +47,9 @@ _LEAVE: Final = "l"  # the user left a conversation
 _REVOKE: Final = "r"  # end sessions: all of the user's, or those with the given token hashes
 _BLOCKS: Final = "b"  # the user's block list changed
 _SYS: Final = "s"  # node-wide notice on ``{prefix}sys`` (e.g. a new word-list version)
+_ALL: Final = "a"  # an event for every local session of every node (on ``{prefix}sys``)
+#: A fan-out to every local session yields to the event loop after this many connections.
+ANNOUNCE_CHUNK: Final = 2000
 
 #: Reads the stored ``msg`` events of a conversation after a seq (the store's history).
 CatchUp = Callable[[ConvId, int], Awaitable[list[dict[str, Any]]]]
@@ -117,6 +120,11 @@ class Node:
     async def broadcast(self, body: Any) -> None:
         """A notice to every node (this one too), at most once; :attr:`on_sys` receives it."""
         await self._publish(self._sys_channel(), _SYS, "", None, body)
+
+    async def announce(self, event: dict[str, Any]) -> None:
+        """``event`` to every authenticated session on every node, at most once: one publish
+        in all, then each node encodes it once per codec for all its local sessions."""
+        await self._publish(self._sys_channel(), _ALL, "", None, event)
 
     async def close(self) -> None:
         for handle in [*self._dissolving.values(), *self._leaving.values()]:
@@ -304,6 +312,8 @@ class Node:
         elif kind == _SYS:
             if self.on_sys is not None:
                 await self.on_sys(body)
+        elif kind == _ALL:
+            await self._fan_out_all(body)
         elif kind == _REVOKE:
             hashes = None if body is None else {bytes(h) for h in body}
             for conn in list(self.hub.conns_of(UserId(target))):
@@ -343,6 +353,14 @@ class Node:
             conn.enqueue_shared(frame, wire)
             delivered += 1
         self.delivered += delivered
+
+    async def _fan_out_all(self, event: dict[str, Any]) -> None:
+        """Every local session, in chunks, so a big node still serves its other traffic."""
+        conns = list(self.hub.every_conn())
+        for start in range(0, len(conns), ANNOUNCE_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            self._fan_out(conns[start:start + ANNOUNCE_CHUNK], event)
 
     async def _on_reconnect(self) -> None:
         """The broker was away: deliver what local members missed, from the store."""

@@ -42,6 +42,7 @@ from chatd.errors import (
     RateLimited,
     Unavailable,
 )
+from chatd.httpapi import ApiServer
 from chatd.ids import UserId
 from chatd.protocol import (
     CODECS,
@@ -154,11 +155,23 @@ class ChatServer:
         redact_frames(logging.getLogger("chatd.ws"))
         self._server: Server | None = None
         self.port = config.port
+        #: The server HTTP API on its own listener (None when no key or secret is set).
+        self.api = ApiServer(config, self.app) if config.api_enabled else None
         self._per_address: dict[str, int] = {}
         self._unavailable, self._unavailable_logged = 0, 0.0
 
     async def start(self) -> None:
         await self.app.start()
+        try:
+            await self._listen()
+        except BaseException:
+            # A port in use, say: undo what started (the store's thread, the purge task)
+            # before the error leaves, or they outlive the event loop.
+            await self._unlisten()
+            await self.app.close()
+            raise
+
+    async def _listen(self) -> None:
         origins: list[Origin | None] | None = None
         if self.config.origins:
             # Browsers send Origin; native apps send none, and are allowed.
@@ -180,6 +193,8 @@ class ChatServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("chatd node %s listening on ws://%s:%d/ws", self.app.node_id,
                  self.config.host, self.port)
+        if self.api is not None:
+            await self.api.start()
 
     async def stop(self) -> None:
         """Graceful: /healthz turns 503 (new WebSockets too) for ``shutdown_grace`` seconds so
@@ -189,11 +204,16 @@ class ChatServer:
         if self.config.shutdown_grace > 0:
             log.info("draining: /healthz answers 503 for %.1f s", self.config.shutdown_grace)
             await asyncio.sleep(self.config.shutdown_grace)
+        await self._unlisten()
+        await self.app.close()
+        log.info("chatd node %s stopped", self.app.node_id)
+
+    async def _unlisten(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
-        await self.app.close()
-        log.info("chatd node %s stopped", self.app.node_id)
 
     # --- plain HTTP on the same port -----------------------------------------------------
 
@@ -396,8 +416,9 @@ async def run(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"chatd listening on ws://{config.host}:{server.port}/ws "
-          f"(data in {config.data_dir}, store {config.store}, broker {config.broker})",
-          flush=True)
+          f"(data in {config.data_dir}, store {config.store}, broker {config.broker})"
+          + (f"; server API on http://{config.api_host}:{server.api.port}/api/"
+             if server.api is not None else ""), flush=True)
     await stop.wait()
     log.info("signal received: draining")
     await server.stop()

@@ -45,13 +45,16 @@ def test_importing_a_room_loads_no_backend_it_does_not_need(module: str, forbidd
 
 
 def test_only_the_edges_import_websockets_and_only_backends_import_their_clients() -> None:
-    # The edges: the server and the client library (chatd.client) for apps and tests.
+    # The edges: the server and the client library (chatd.client) for apps and tests; for
+    # HTTP, the server API's listener and the outbound webhooks (services see neither).
     for path in CHATD.rglob("*.py"):
         rel = path.relative_to(CHATD).as_posix()
         for name in imports_of(path):
             top = name.split(".")[0]
             if top == "websockets":
                 assert rel in ("server.py", "client.py"), rel
+            if top == "aiohttp":
+                assert rel in ("httpapi.py", "webhooks.py"), rel
             if top == "redis":
                 assert rel.endswith("redis.py"), rel
             if top == "asyncpg":

@@ -250,3 +250,33 @@ async def test_mute_covers_profile_typing_and_reports(server: ChatServer, url: s
     await user.call("profile.update", interests=["music.rock", "pet.cat"])
     for c in (mod, user, other):
         await c.close()
+
+
+async def test_each_reporter_hears_the_outcome(server: ChatServer, url: str) -> None:
+    mod = await moderator(server, url)
+    first, second, bystander = [await registered(url) for _ in range(3)]
+    target = await registered(url)
+    target_id = target.user["id"]  # type: ignore[index]
+    mine = (await first.call("report", kind="user", target=target_id, reason="spam"))["report"]
+    theirs = (await second.call("report", kind="user", target=target_id,
+                                reason="harassment"))["report"]
+    item = next(i for i in (await mod.call("mod.queue", queue="reports"))["items"]
+                if i["id"] == mine["id"])
+    assert (await mod.call("mod.resolve", item=item["item"], action="warn"))["resolved"] == 2
+    for c, report in ((first, mine), (second, theirs)):
+        assert await c.next_event("report.resolved", timeout=t(5)) == {
+            "t": "report.resolved", "id": report["id"], "kind": "user", "target": target_id,
+            "resolution": "warn"}
+    # A message report, dismissed: its reporter hears it; nobody else hears anything.
+    sent = await target.call("msg.send", conv="g:music.rock", body="普通消息")
+    report = (await first.call("report", kind="message", target=sent["id"],
+                               reason="spam"))["report"]
+    await mod.call("mod.resolve", item="r:" + report["id"], action="dismiss")
+    event = await first.next_event("report.resolved", timeout=t(5))
+    assert (event["id"], event["kind"], event["target"], event["resolution"]) == (
+        report["id"], "message", sent["id"], "dismiss")
+    for c in (second, bystander, target):
+        with pytest.raises(TimeoutError):
+            await c.next_event("report.resolved", timeout=t(0.3))
+    for c in (mod, first, second, bystander, target):
+        await c.close()

@@ -270,3 +270,20 @@ async def test_two_nodes_push_once(config: Config, gateway: Gateway, pg_dsn: str
     finally:
         for srv in servers:
             await srv.stop()
+
+
+async def test_a_report_outcome_reaches_an_offline_reporter(server: ChatServer,
+                                                            gateway: Gateway) -> None:
+    url = url_of(server)
+    mod, reporter, target = [await user(url, n) for n in ("审核", "举报人", "被举报")]
+    await server.app.store.set_role(mod.user["id"], "moderator")  # type: ignore[index]
+    report = (await reporter.call("report", kind="user", target=target.user["id"],  # type: ignore[index]
+                                  reason="spam"))["report"]
+    await offline_with_device(reporter)
+    await mod.call("mod.resolve", item="r:" + report["id"], action="dismiss")
+    await gateway.wait(1)
+    [push] = gateway.received
+    assert push["data"] == {"kind": "report", "id": report["id"]}
+    assert push["title"] == "举报处理结果"
+    for c in (mod, target):
+        await c.close()

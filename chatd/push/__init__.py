@@ -9,13 +9,14 @@ told. Times are integer milliseconds since the epoch.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from chatd.store.base import NotifySettings, PushDevice
 
-__all__ = ["VENDORS", "Notification", "PushProvider", "PushRejected", "apns_request",
-           "backoff_ms", "fcm_request", "quiet_until"]
+__all__ = ["VENDORS", "Notification", "NotifyOffline", "PushProvider", "PushRejected",
+           "apns_request", "backoff_ms", "fcm_request", "quiet_until"]
 
 #: Where a device's token comes from. ``webhook``: the operator's own gateway.
 VENDORS: Final = ("apns", "fcm", "hms", "mi", "oppo", "vivo", "webhook")
@@ -45,6 +46,11 @@ class Notification:
         previews (a locked phone shows notifications to whoever holds it)."""
         shown = body[:PREVIEW_CHARS] if previews and body else "发来一条新消息"
         return cls(nickname or "新消息", shown, data)
+
+
+#: Queue a push for a user with no connection (user, kind, dedup key, what it says); a
+#: service that sends an event worth a notification holds one (set by the app).
+NotifyOffline = Callable[[Any, str, str, Notification], Awaitable[None]]
 
 
 class PushRejected(Exception):

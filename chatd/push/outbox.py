@@ -41,15 +41,10 @@ class PushOutbox:
         self.batch = batch
         self._now = now_ms
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         self.outcomes: dict[str, int] = {}  # state -> jobs finished so (metrics, tests)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="chatd-push-outbox")
-
-    def poke(self) -> None:
-        """Something may be due soon: poll now rather than at the next tick."""
-        self._wake.set()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -61,9 +56,7 @@ class PushOutbox:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            self._wake.clear()
+            await asyncio.sleep(self.poll_interval)
             try:
                 while await self.run_once() == self.batch:
                     pass  # a full batch: more may be due

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
-
-import aiohttp
 
 from chatd.push import Notification, PushRejected, apns_request, fcm_request
 from chatd.store.base import PushDevice
+from chatd.webhooks import WebhookError, Webhooks
 
 __all__ = ["WebhookPushProvider", "sign"]
 
@@ -32,11 +30,14 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 class WebhookPushProvider:
-    def __init__(self, url: str, secret: bytes, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, secret: bytes, webhooks: Webhooks | None = None) -> None:
         self.url = url
         self._secret = secret
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = webhooks if webhooks is not None else Webhooks(timeout=10.0)
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        stamp = str(int(time.time() * 1000))
+        return {"X-Chatd-Timestamp": stamp, "X-Chatd-Signature": sign(self._secret, stamp, body)}
 
     async def send(self, device: PushDevice, note: Notification) -> None:
         payload: dict[str, object] = {"vendor": device.vendor, "token": device.token,
@@ -46,22 +47,14 @@ class WebhookPushProvider:
             payload["fcm"] = fcm_request(device.token, note)
         elif device.vendor == "apns":
             payload["apns"] = apns_request(note)
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        stamp = str(int(time.time() * 1000))
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(self.url, data=body, headers={
-                    "Content-Type": "application/json", "X-Chatd-Timestamp": stamp,
-                    "X-Chatd-Signature": sign(self._secret, stamp, body)}) as resp:
-                if resp.status in (404, 410):
-                    raise PushRejected(f"HTTP {resp.status}", permanent=True)
-                if not 200 <= resp.status < 300:
-                    raise PushRejected(f"HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PushRejected(type(exc).__name__) from exc
+            status = await self._http.post_json(self.url, payload, sign=self._signed)
+        except WebhookError as exc:
+            raise PushRejected(str(exc)) from exc
+        if status in (404, 410):
+            raise PushRejected(f"HTTP {status}", permanent=True)
+        if not 200 <= status < 300:
+            raise PushRejected(f"HTTP {status}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

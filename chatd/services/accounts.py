@@ -51,6 +51,7 @@ from chatd.services.phones import mask_phone, normalize_phone
 from chatd.services.privacy import consents_of
 from chatd.services.sms import SmsError, SmsProvider
 from chatd.services.text import TextGate
+from chatd.services.verification import Verifier
 from chatd.store import DuplicateError, SessionRow, Store, StoreError, User
 
 __all__ = ["AccountService", "LoginResult", "age_on", "hash_token", "self_view", "session_id"]
@@ -96,7 +97,7 @@ class AccountService:
     def __init__(self, config: Config, store: Store, node: Node, sms: SmsProvider,
                  catalog: Catalog, text: TextGate, secret: bytes,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 counters: Counters | None = None) -> None:
+                 counters: Counters | None = None, verifier: Verifier | None = None) -> None:
         self.config = config
         self.store = store
         self.node = node
@@ -113,6 +114,8 @@ class AccountService:
         # Guessing limits per phone and per client address, counted before the slow step and
         # across nodes when the counters are Redis' (see chatd.limits).
         self.counters: Counters = counters if counters is not None else MemoryCounters()
+        # With a verifier, new accounts start pending and the verifier is told of each.
+        self.verifier = verifier
 
     # --- the connection ------------------------------------------------------------------
 
@@ -204,12 +207,15 @@ class AccountService:
             raise Conflict("this phone is registered already; log in instead")
         pw_hash = await asyncio.to_thread(self._hasher.hash, password)
         user = User(UserId(uuid.uuid4().hex), phone, pw_hash, birthdate.isoformat(), gender,
-                    nickname, "", "user", self._now(), interests)
+                    nickname, "", "user", self._now(), interests,
+                    verification="pending" if self.verifier is not None else "")
         try:
             await self.store.create_user(user, [ConvId(group_conv_id(t)) for t in interests])
         except DuplicateError:
             raise Conflict("this phone is registered already; log in instead") from None
         log.info("registered user %s", user.id)
+        if self.verifier is not None:
+            self.verifier.requested(user.id)
         return await self._attached(await self._new_session(user, args.get("device", "")))
 
     @op("login", auth="none", phone=S, password=S_OPT, code=S_OPT, device=S_OPT)
@@ -453,7 +459,8 @@ class AccountService:
 def self_view(user: User) -> dict[str, Any]:
     """The caller's own profile: the public view plus what only they may see."""
     view: dict[str, Any] = user.public()
-    view.update(phone=user.phone, birthdate=user.birthdate, role=user.role)
+    view.update(phone=user.phone, birthdate=user.birthdate, role=user.role,
+                verification=user.verification)
     return view
 
 

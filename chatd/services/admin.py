@@ -1,9 +1,12 @@
-"""``chatd admin``: roles and word lists, directly on the store a node is configured with.
+"""``chatd admin``: roles, word lists and marketing campaigns, directly on the store a node is
+configured with.
 
 Running nodes need no signal: they poll the store's word-list version every
 ``wordlist_poll_interval`` (1 s) and rebuild, so a change made here is live within about a
 second on every node. Every change is validated and tried on the effective filter first, and
-recorded with the actor ``cli`` in the audit log.
+recorded with the actor ``cli`` in the audit log. A campaign is sent by this process, through
+the configured SMS provider, checked by the effective word filter (see
+:mod:`chatd.services.campaigns`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from typing import TextIO
 
 from chatd.config import Config
 from chatd.errors import ChatError
+from chatd.services.campaigns import CampaignService
 from chatd.services.phones import normalize_phone
+from chatd.services.text import TextGate
 from chatd.services.wordlists import effective_filter, export_text, fold, validate_change
-from chatd.store import AuditEntry, Store, WordChange
-from filters import WordFilter, WordListError
+from chatd.store import AuditEntry, Campaign, Store, WordChange
+from filters import LiveFilter, WordFilter, WordListError
 from filters.wordlist import load_paths
 
 __all__ = ["Admin", "AdminError"]
@@ -135,3 +140,68 @@ class Admin:
         if done.stderr:
             print(done.stderr, file=sys.stderr, end="")
         return done.returncode
+
+    # --- campaigns -----------------------------------------------------------------------
+
+    async def campaign_send(self, path: Path, campaign_id: str | None = None) -> int:
+        """Send the text of ``path`` to every consenting user, here and now; 0 when done."""
+        from chatd.backends import make_sms_provider
+
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        f, _ = await self.effective()
+        sms = make_sms_provider(self.config)
+        try:
+            service = CampaignService(self.store, sms, TextGate(LiveFilter(f)),
+                                      self.config.campaign_rate_per_second)
+            try:
+                campaign, created = await service.create(ACTOR, text, campaign_id)
+            except ChatError as exc:
+                raise AdminError(_refusal(exc)) from None
+            if not created:
+                print(f"campaign {campaign.id} was started before; nothing sent again",
+                      file=self.out)
+                self._print_campaign(campaign)
+                return 0 if campaign.state == "done" else 1
+            await self.store.add_audit(AuditEntry(self._now(), ACTOR, "campaign.start",
+                                                  campaign.id,
+                                                  f"recipients={campaign.recipients}"))
+            print(f"campaign {campaign.id}: {campaign.recipients} recipients, at most "
+                  f"{self.config.campaign_rate_per_second:g} SMS a second", file=self.out)
+            last = time.monotonic()
+
+            def progress(sent: int, failed: int) -> None:
+                nonlocal last
+                if time.monotonic() - last >= 10:
+                    last = time.monotonic()
+                    print(f"  {sent} sent, {failed} failed", file=self.out, flush=True)
+
+            ended = await service.run(campaign, progress)
+            self._print_campaign(ended)
+            return 0 if ended.state == "done" else 1
+        finally:
+            await sms.close()
+
+    async def campaign_show(self, campaign_id: str) -> None:
+        campaign = await self.store.get_campaign(campaign_id)
+        if campaign is None:
+            raise AdminError("no such campaign")
+        self._print_campaign(campaign)
+
+    async def campaign_cancel(self, campaign_id: str) -> None:
+        """End a running campaign (its sender stops within a second), or one a crashed
+        process left ``running``."""
+        campaign = await self.store.end_campaign(campaign_id, "cancelled", self._now())
+        if campaign is None:
+            raise AdminError("no such campaign")
+        await self.store.add_audit(AuditEntry(self._now(), ACTOR, "campaign.cancel",
+                                              campaign.id, f"state={campaign.state}"))
+        self._print_campaign(campaign)
+
+    def _print_campaign(self, c: Campaign) -> None:
+        print(f"campaign {c.id} {c.state}: {c.sent} sent, {c.failed} failed of "
+              f"{c.recipients} recipients (by {c.actor})", file=self.out)
+
+
+def _refusal(exc: ChatError) -> str:
+    category = exc.details.get("category")
+    return f"{exc.msg} (category {category})" if category else exc.msg

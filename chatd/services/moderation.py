@@ -3,7 +3,12 @@
 Every op is declared ``auth="moderator"``: the dispatcher refuses it with ``forbidden``
 (``reason: not_moderator``) unless the caller's role is ``moderator`` right now (read from the
 store on each call, so a revoked role takes effect at once). Every action that changes
-something is written to the audit log (who, what, to whom, when).
+something is written to the audit log (who, what, to whom, when). The sanctions are also
+taken by the server API (:meth:`ModerationService.ban_user` and its siblings), with the actor
+``api:<key name>``.
+
+When a resolution closes reports, each reporter hears of it (:meth:`_tell_reporters`, the one
+place that tells them).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, Final
 from chatd.errors import BadRequest, Forbidden, NotFound
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
+from chatd.push import Notification, NotifyOffline
 from chatd.services.ops import BODY_OPT, I_OPT, S_OPT, Call, Field, S, op
 from chatd.services.wordlists import WordLists
 from chatd.store import AuditEntry, Report, ReviewItem, Store, User
@@ -63,6 +69,7 @@ class ModerationService:
         self.node = node
         self.words = words
         self._now = now_ms
+        self.notify_offline: NotifyOffline | None = None  # push for users not connected
 
     async def require(self, actor: UserId) -> User:
         """The actor, if a moderator (the dispatcher runs this before every ``mod.*`` op)."""
@@ -71,7 +78,7 @@ class ModerationService:
             raise Forbidden("moderators only", reason="not_moderator")
         return user
 
-    async def _audit(self, actor: UserId, action: str, target: str, detail: str = "") -> None:
+    async def _audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
         await self.store.add_audit(AuditEntry(self._now(), actor, action, target, detail))
 
     # --- word lists ----------------------------------------------------------------------
@@ -180,9 +187,24 @@ class ModerationService:
             if content_kind != "user":
                 await self.store.unflag(content_kind, content_id)
             result = await self._sanction(call, author, action, duration, note)
-        resolved = await self.store.resolve_reports(content_kind, content_id, action, self._now())
+        resolved = await self.store.resolve_reports_for(content_kind, content_id, action,
+                                                        self._now())
         await self._audit(actor, f"resolve.{action}", author, f"{item} {note}".strip())
-        return {"resolved": resolved, **result}
+        await self._tell_reporters(resolved, content_kind, content_id, action)
+        return {"resolved": len(resolved), **result}
+
+    async def _tell_reporters(self, resolved: list[tuple[str, UserId]], kind: str,
+                              target: str, resolution: str) -> None:
+        """Each reporter's own report was resolved: tell their sessions (every node), and
+        push to those with none. The single place that tells reporters."""
+        for report_id, reporter in resolved:
+            await self.node.to_user(reporter, {"t": "report.resolved", "id": report_id,
+                                               "kind": kind, "target": target,
+                                               "resolution": resolution})
+            if self.notify_offline is not None:
+                await self.notify_offline(reporter, "report", f"report:{report_id}:{resolution}",
+                                          Notification("举报处理结果", "你的举报已有处理结果",
+                                                       {"kind": "report", "id": report_id}))
 
     async def _author(self, kind: str, ident: str) -> UserId:
         if kind == "message":
@@ -211,8 +233,8 @@ class ModerationService:
             await self.warn(call, user_id, note, audit=False)
             return {}
         if action == "mute":
-            return await self.mute(call, user_id, duration, note, audit=False)
-        return await self.ban(call, user_id, duration, note, audit=False)
+            return await self.mute_user(call.user, user_id, duration, note, audit=False)
+        return await self.ban_user(call.user, user_id, duration, note, audit=False)
 
     # --- sanctions -----------------------------------------------------------------------
 
@@ -235,27 +257,34 @@ class ModerationService:
             await self._audit(call.user, "warn", user_id, note)
 
     @op("mod.mute", auth="moderator", user=S, duration=Field(int), note=BODY_OPT)
-    async def mute(self, call: Call, user: str, duration: int | None, note: str = "",
-                   audit: bool = True) -> dict[str, Any]:
+    async def mute(self, call: Call, user: str, duration: int | None,
+                   note: str = "") -> dict[str, Any]:
+        return await self.mute_user(call.user, UserId(user), duration, note)
+
+    async def mute_user(self, actor: str, user_id: UserId, duration: int | None,
+                        note: str = "", audit: bool = True) -> dict[str, Any]:
         """Mute for ``duration`` seconds (required; 0 lifts the mute)."""
-        user_id = UserId(user)
+        note = _note(note)
         await self._target(user_id)
         if duration is None or duration < 0:
             raise BadRequest("duration (seconds, 0 to lift) is required", field="duration")
         until = self._now() + duration * 1000 if duration else 0
         await self.store.set_muted(user_id, until)
         await self.node.to_user(user_id, {"t": "mod.notice", "kind": "mute", "until": until,
-                                          "reason": _note(note)})
+                                          "reason": note})
         if audit:
-            await self._audit(call.user, "mute", user_id,
-                              f"until={until} {_note(note)}".strip())
+            await self._audit(actor, "mute", user_id, f"until={until} {note}".strip())
         return {"until": until}
 
     @op("mod.ban", auth="moderator", user=S, duration=I_OPT, note=BODY_OPT)
-    async def ban(self, call: Call, user: str, duration: int | None = None, note: str = "",
-                  audit: bool = True) -> dict[str, Any]:
+    async def ban(self, call: Call, user: str, duration: int | None = None,
+                  note: str = "") -> dict[str, Any]:
+        return await self.ban_user(call.user, UserId(user), duration, note)
+
+    async def ban_user(self, actor: str, user_id: UserId, duration: int | None = None,
+                       note: str = "", audit: bool = True) -> dict[str, Any]:
         """Ban for ``duration`` seconds (none: for good). Every session ends on every node."""
-        user_id = UserId(user)
+        note = _note(note)
         await self._target(user_id)
         if duration is not None and duration <= 0:
             raise BadRequest("duration must be positive (omit it for a permanent ban)",
@@ -265,14 +294,17 @@ class ModerationService:
         await self.store.delete_user_sessions(user_id)
         await self.node.revoke(user_id)
         if audit:
-            await self._audit(call.user, "ban", user_id, f"until={until} {_note(note)}".strip())
+            await self._audit(actor, "ban", user_id, f"until={until} {note}".strip())
         return {"until": until}
 
     @op("mod.unban", auth="moderator", user=S)
     async def unban(self, call: Call, user: str) -> None:
-        if not await self.store.set_banned(UserId(user), 0):
+        await self.unban_user(call.user, UserId(user))
+
+    async def unban_user(self, actor: str, user_id: UserId) -> None:
+        if not await self.store.set_banned(user_id, 0):
             raise NotFound("no such user")
-        await self._audit(call.user, "unban", UserId(user))
+        await self._audit(actor, "unban", user_id)
 
     @op("mod.audit", auth="moderator", before=I_OPT, limit=I_OPT, target=S_OPT)
     async def audit(self, call: Call, before: int | None = None, limit: int | None = None,

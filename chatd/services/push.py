@@ -6,7 +6,8 @@ store which members may be told (a device, notifications on, the conversation no
 the sender not blocked; groups only for users who asked), leaves out those connected to this
 node, and queues one job per member, due ``delay`` seconds later: a burst of messages is one
 notification, and a member connected elsewhere is left out when the job runs (the message's
-delivered mark, or presence). Without a provider configured, devices are still registered
+delivered mark; for group messages and other events, presence, read once the presence grace
+is over). Without a provider configured, devices are still registered
 and nothing is queued.
 """
 
@@ -109,9 +110,8 @@ class PushService:
         now = self._now()
         try:
             if await self.store.push_devices_of(user_id):
-                await self.store.enqueue_pushes([PushJob(user_id, kind, dedup,
-                                                         note.to_json(), now, now)])
-                self.outbox.poke()
+                await self.store.enqueue_pushes([PushJob(user_id, kind, dedup, note.to_json(),
+                                                         now, now + self._presence_wait())])
         except Exception as exc:  # best effort: the event itself went out already
             log.warning("push of %s not queued: %s", kind, type(exc).__name__)
 
@@ -140,11 +140,19 @@ class PushService:
                 note = Notification.for_message(
                     sender.nickname if sender else "", msg.body, settings.previews,
                     {"kind": "msg", "conv": msg.conv, "seq": msg.seq, "from": msg.sender})
+                # A 1:1 job is judged by the message's delivered mark; a group's by presence.
+                due = now + (self.delay_ms if msg.conv.startswith("d:")
+                             else self._presence_wait())
                 jobs.append(PushJob(user_id, "msg", f"msg:{user_id}:{msg.conv}:{msg.seq}",
-                                    note.to_json(), now, now + self.delay_ms, msg.conv,
-                                    msg.seq))
+                                    note.to_json(), now, due, msg.conv, msg.seq))
         if jobs:
             await self.store.enqueue_pushes(jobs)
+
+
+    def _presence_wait(self) -> int:
+        """How long a job judged by presence waits: past the grace during which a user
+        who just left still reads as online (else they would never be told)."""
+        return self.delay_ms + int(self.node.presence_grace * 1000)
 
 
 def _fields(s: NotifySettings) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from chatd.ids import TOMBSTONE, ConvId, UserId
+from chatd.store.campaign import Campaign, CampaignBusy
 
 #: The outcome of :meth:`Store.try_sms_code`.
 CodeTry = Literal["ok", "wrong", "burnt"]
@@ -22,6 +23,8 @@ __all__ = [
     "UNREAD_CAP",
     "AppendResult",
     "AuditEntry",
+    "Campaign",
+    "CampaignBusy",
     "CodeTry",
     "Consent",
     "ConvId",
@@ -109,11 +112,18 @@ class User:
     interests: tuple[str, ...]
     banned_until: int = 0
     muted_until: int = 0
+    # The verifier's verdict: "" (never asked), "pending", "verified" or "rejected".
+    verification: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return self.verification == "verified"
 
     def public(self) -> dict[str, object]:
         """What other users may see: never the phone or the birthdate."""
         return {"id": self.id, "nickname": self.nickname, "bio": self.bio,
-                "gender": self.gender, "interests": list(self.interests)}
+                "gender": self.gender, "interests": list(self.interests),
+                "verified": self.verified}
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +582,9 @@ class Store(Protocol):
     async def reports_by(self, user_id: UserId) -> list[Report]: ...
     async def open_reports(self, offset: int, limit: int) -> list[Report]: ...
     async def resolve_reports(self, kind: str, target: str, resolution: str, ts: int) -> int: ...
+    async def resolve_reports_for(self, kind: str, target: str, resolution: str,
+                                  ts: int) -> list[tuple[str, UserId]]:
+        """Like :meth:`resolve_reports`; the (report id, reporter) of each report resolved."""
 
     # Privacy
     async def get_consents(self, user_id: UserId) -> list[Consent]: ...
@@ -613,3 +626,25 @@ class Store(Protocol):
         ``due_at``."""
     async def push_jobs_of(self, user_id: UserId) -> list[tuple[str, str, int]]:
         """(kind, state, created_at) of the user's jobs (the export)."""
+
+    # Outreach: the server API, marketing campaigns, account verification
+    async def conv_exists(self, conv: ConvId) -> bool: ...
+    async def set_verification(self, user_id: UserId, state: str) -> bool: ...
+    async def start_campaign(self, campaign: Campaign) -> tuple[Campaign, bool] | CampaignBusy:
+        """Record ``campaign`` as running, with ``recipients`` counted in the same step (as
+        :meth:`campaign_recipients` with ``consented_before=created_at`` would list them).
+        An id recorded already returns that campaign and False (a retried start); another
+        running campaign refuses, on any node."""
+    async def get_campaign(self, campaign_id: str) -> Campaign | None: ...
+    async def campaign_recipients(self, after: str, limit: int, now: int,
+                                  consented_before: int) -> list[tuple[UserId, str]]:
+        """(user id, phone) of up to ``limit`` users with an id above ``after``, by id, whose
+        ``marketing`` consent is on since ``consented_before`` or earlier and who are not
+        banned at ``now``."""
+    async def campaign_progress(self, campaign_id: str, sent: int, failed: int) -> str | None:
+        """Store the counts of a campaign, whatever its state (a cancelled one's sender
+        reports the page it was sending); its state (None: no such campaign)."""
+    async def end_campaign(self, campaign_id: str, state: str, ts: int, sent: int | None = None,
+                           failed: int | None = None) -> Campaign | None:
+        """End a running campaign in ``state`` (counts as given); one that ended already
+        keeps its end. The campaign as it is now (None: no such campaign)."""

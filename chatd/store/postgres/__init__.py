@@ -12,6 +12,7 @@ from __future__ import annotations
 from chatd.store.postgres.accounts import Accounts
 from chatd.store.postgres.chat import Chat
 from chatd.store.postgres.moderation import Moderation
+from chatd.store.postgres.outreach import Outreach
 from chatd.store.postgres.privacy import Privacy
 from chatd.store.postgres.push import Push
 from chatd.store.postgres.social import Social
@@ -19,7 +20,7 @@ from chatd.store.postgres.social import Social
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Accounts, Chat, Social, Moderation, Privacy, Push):
+class PostgresStore(Accounts, Chat, Social, Moderation, Privacy, Push, Outreach):
     """A :class:`chatd.store.base.Store` on PostgreSQL (tested against 15).
 
     ``open()`` creates the pool and migrates the schema; ``close()`` waits for borrowed

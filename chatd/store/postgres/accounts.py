@@ -25,9 +25,9 @@ class Accounts(Engine):
         async with self._tx() as c:
             await c.execute(
                 "INSERT INTO users(id, phone, pw_hash, birthdate, gender, nickname, bio, role,"
-                " created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                " created_at, verification) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
                 user.id, user.phone, user.pw_hash, user.birthdate, user.gender, user.nickname,
-                user.bio, user.role, user.created_at)
+                user.bio, user.role, user.created_at, user.verification)
             await _set_interests(c, user.id, user.interests, group_convs, user.created_at)
 
     async def get_user(self, user_id: UserId) -> User | None:

@@ -10,7 +10,7 @@ __all__ = ["POST_COLS", "REPORT_COLS", "USER_COLS", "load_user", "rowcount",
            "to_post", "to_report", "to_user"]
 
 USER_COLS: Final = ("SELECT u.id, u.phone, u.pw_hash, u.birthdate, u.gender, u.nickname, u.bio,"
-                    " u.role, u.created_at, u.banned_until, u.muted_until,"
+                    " u.role, u.created_at, u.banned_until, u.muted_until, u.verification,"
                     " ARRAY(SELECT i.tag FROM user_interests i WHERE i.user_id=u.id"
                     " ORDER BY i.pos) AS tags FROM users u")
 POST_COLS: Final = ("SELECT p.id, p.author, p.body, p.ts, p.grp, p.city, p.flagged, u.nickname"
@@ -28,8 +28,8 @@ async def load_user(c: Any, column: str, value: str) -> User | None:
 
 
 def to_user(r: Any) -> User:
-    return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[11]),
-                r[9], r[10])
+    return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[12]),
+                r[9], r[10], r[11])
 
 
 def rowcount(status: str) -> int:

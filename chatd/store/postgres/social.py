@@ -165,6 +165,14 @@ class Social(Engine):
         return [to_report(r) for r in rows]
 
     async def resolve_reports(self, kind: str, target: str, resolution: str, ts: int) -> int:
-        return rowcount(await self._exec(
-            "UPDATE reports SET state='resolved', resolution=$3, updated_at=$4 WHERE kind=$1"
-            " AND target=$2 AND state='open'", kind, target, resolution, ts))
+        return len(await self.resolve_reports_for(kind, target, resolution, ts))
+
+    async def resolve_reports_for(self, kind: str, target: str, resolution: str,
+                                  ts: int) -> list[tuple[str, UserId]]:
+        async with self._conn() as c:
+            rows = await c.fetch(
+                "UPDATE reports SET state='resolved', resolution=$3, updated_at=$4"
+                " WHERE kind=$1 AND target=$2 AND state='open' RETURNING id, reporter",
+                kind, target, resolution, ts)
+        self._committed()
+        return sorted((r[0], UserId(r[1])) for r in rows)

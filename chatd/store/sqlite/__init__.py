@@ -8,7 +8,8 @@
 - :mod:`~chatd.store.sqlite.social`: posts, feeds, search, reports;
 - :mod:`~chatd.store.sqlite.moderation`: roles, bans, mutes, word changes, audit, review;
 - :mod:`~chatd.store.sqlite.privacy`: consents, export queries, account deletion;
-- :mod:`~chatd.store.sqlite.push`: push devices, notification settings, the push outbox.
+- :mod:`~chatd.store.sqlite.push`: push devices, notification settings, the push outbox;
+- :mod:`~chatd.store.sqlite.outreach`: campaigns, verification, server-API lookups.
 
 Row converters shared by them live in :mod:`~chatd.store.sqlite.rows`, the migrations in
 :mod:`~chatd.store.sqlite.schema`.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from chatd.store.sqlite.accounts import Accounts
 from chatd.store.sqlite.chat import Chat
 from chatd.store.sqlite.moderation import Moderation
+from chatd.store.sqlite.outreach import Outreach
 from chatd.store.sqlite.privacy import Privacy
 from chatd.store.sqlite.push import Push
 from chatd.store.sqlite.social import Social
@@ -26,6 +28,6 @@ from chatd.store.sqlite.social import Social
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(Accounts, Chat, Social, Moderation, Privacy, Push):
+class SQLiteStore(Accounts, Chat, Social, Moderation, Privacy, Push, Outreach):
     """A :class:`chatd.store.base.Store` in one SQLite file (``Engine(path, max_batch,
     synchronous)``)."""

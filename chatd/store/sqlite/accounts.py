@@ -26,9 +26,9 @@ class Accounts(Engine):
         def job(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO users(id, phone, pw_hash, birthdate, gender, nickname, bio, role,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                " created_at, verification) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (user.id, user.phone, user.pw_hash, user.birthdate, user.gender, user.nickname,
-                 user.bio, user.role, user.created_at))
+                 user.bio, user.role, user.created_at, user.verification))
             _set_interests(c, user.id, user.interests, group_convs, user.created_at)
         await self._run(job)
 

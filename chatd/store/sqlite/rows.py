@@ -19,12 +19,14 @@ REPORT_COLS: Final = ("SELECT id, reporter, kind, target, target_user, reason, n
 
 def load_user(c: sqlite3.Connection, column: str, value: str) -> User | None:
     r = c.execute("SELECT id, phone, pw_hash, birthdate, gender, nickname, bio, role, created_at,"
-                  f" banned_until, muted_until FROM users WHERE {column}=?", (value,)).fetchone()
+                  f" banned_until, muted_until, verification FROM users WHERE {column}=?",
+                  (value,)).fetchone()
     if r is None:
         return None
     tags = tuple(t[0] for t in c.execute(
         "SELECT tag FROM user_interests WHERE user_id=? ORDER BY pos", (r[0],)))
-    return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tags, r[9], r[10])
+    return User(UserId(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tags, r[9], r[10],
+                r[11])
 
 
 

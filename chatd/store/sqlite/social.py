@@ -191,6 +191,14 @@ class Social(Engine):
 
     async def resolve_reports(self, kind: str, target: str, resolution: str, ts: int) -> int:
         """Resolve every open report about one target; how many were open."""
-        return await self._run(lambda c: c.execute(
-            "UPDATE reports SET state='resolved', resolution=?, updated_at=? WHERE kind=?"
-            " AND target=? AND state='open'", (resolution, ts, kind, target)).rowcount)
+        return len(await self.resolve_reports_for(kind, target, resolution, ts))
+
+    async def resolve_reports_for(self, kind: str, target: str, resolution: str,
+                                  ts: int) -> list[tuple[str, UserId]]:
+        def job(c: sqlite3.Connection) -> list[tuple[str, UserId]]:
+            rows = c.execute(
+                "UPDATE reports SET state='resolved', resolution=?, updated_at=? WHERE kind=?"
+                " AND target=? AND state='open' RETURNING id, reporter",
+                (resolution, ts, kind, target)).fetchall()
+            return sorted((r[0], UserId(r[1])) for r in rows)
+        return await self._run(job)
