@@ -1,4 +1,5 @@
-// One small popup menu for the page (message actions, mute choices), and long-press.
+// The small popups of /app/: one menu (message actions, mute choices), long-press, and a
+// confirmation dialog.
 //
 // The menu opens next to the button it belongs to and takes the focus; arrow keys move
 // between its items; Escape, Tab, a press elsewhere, a resize or picking an item closes it,
@@ -120,5 +121,21 @@ export function onLongPress(root, fn, ms = 500) {
   root.addEventListener("contextmenu", (ev) => {
     cancel();
     if (fn(ev) !== false) ev.preventDefault();
+  });
+}
+
+/**
+ * Ask before something that cannot be undone, in the page's <dialog id="confirm"> (modal:
+ * the focus stays in it, Escape cancels). Resolves true for `okLabel`, false otherwise.
+ */
+export function confirmDialog(text, okLabel) {
+  const dialog = document.getElementById("confirm");
+  closeMenu(false);
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = okLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
   });
 }
