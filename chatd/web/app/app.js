@@ -2,12 +2,13 @@
 // The session token is kept in localStorage; a reload resumes with "auth" and rebuilds the
 // view from "convs" (list, previews, unread, peers, mutes, receipts) and "history". This
 // module holds the page's state, renders the list and the open conversation and follows the
-// server's events; the message actions (actions.js) and the forms of account.js live beside
-// it.
+// server's events; the message actions (actions.js), the forms of account.js and the
+// nickname lookups (names.js) live beside it.
 import { setupAccountForms } from "./account.js";
 import { setupActions } from "./actions.js";
 import { ChatdClient, describeError } from "./chatd.js";
 import { closeMenu, confirmDialog } from "./menu.js";
+import { Names } from "./names.js";
 import { clearError, h, setupTabs, showError } from "./ui.js";
 import { checkedInterests, convRow, isMuted, messageItem, muteUntilText,
          renderInterestBoxes } from "./views.js";
@@ -26,13 +27,15 @@ const state = {
   matching: false,
   lastTyping: 0,
   sending: false,
-  // user id -> nickname, from convs (peer) and match.found. Messages carry no nickname, so a
-  // group member who is not also a 1:1 peer shows as "用户 <id>".
-  peers: JSON.parse(localStorage.getItem("chatd.app.peers") ?? "{}"),
   replyTo: null, // {conv, id, seq, from, body, recalled?, deleted?}: the message being answered
   skew: 0, // server clock minus ours (ms), from msg.send replies: for the recall window
   muteTimer: 0,
 };
+
+// Nicknames: peers from convs and match.found, everyone else looked up with "profiles" when
+// first shown; the page renders again when names arrive.
+const names = new Names(client, () => renderAll());
+localStorage.removeItem("chatd.app.peers"); // an older page kept peers' nicknames there
 
 // --- small helpers -------------------------------------------------------------------------
 
@@ -45,7 +48,7 @@ function notice(text) {
 function nameOf(userId) {
   if (state.me && userId === state.me.id) return "我 me";
   if (userId === "deleted") return "已注销用户";
-  return state.peers[userId] ?? `用户 ${String(userId).slice(0, 6)}`;
+  return names.get(userId) ?? `用户 ${String(userId).slice(0, 6)}`;
 }
 
 function groupName(c) {
@@ -65,11 +68,6 @@ function listName(c) {
 
 function serverNow() {
   return Date.now() + state.skew;
-}
-
-function rememberPeer(id, nickname) {
-  state.peers[id] = nickname;
-  localStorage.setItem("chatd.app.peers", JSON.stringify(state.peers));
 }
 
 function maxSeq(c) {
@@ -214,7 +212,7 @@ async function refreshConvs() {
   for (const s of reply.convs) {
     const c = convOf(s.conv);
     // The peer's nickname comes with the list, so a fresh login names them too.
-    if (s.peer) rememberPeer(s.peer.id, s.peer.nickname);
+    if (s.peer) names.remember(s.peer.id, s.peer.nickname);
     Object.assign(c, {
       kind: s.kind, last_seq: s.last_seq, read_seq: s.read_seq, unread: s.unread, last: s.last,
       active_at: s.active_at, muted_until: s.muted_until, closed: s.closed, name: s.name,
@@ -292,6 +290,7 @@ async function onReady({ user }) {
   }
   state.me = user;
   state.matching = false;
+  names.retryMissing(); // someone left out before may share a conversation now
   renderMatch("");
   showChat();
   try {
@@ -343,7 +342,7 @@ client.on("msg", async (m) => {
 });
 
 client.on("match.found", async (ev) => {
-  rememberPeer(ev.peer.id, ev.peer.nickname);
+  names.remember(ev.peer.id, ev.peer.nickname);
   state.matching = false;
   const shared = ev.shared.map((t) => state.tagName.get(t) ?? t).join("、");
   renderMatch(`已匹配 Matched: ${ev.peer.nickname}${shared ? ` · 共同兴趣 ${shared}` : ""}`);
@@ -466,6 +465,7 @@ $("#logout").addEventListener("click", async () => {
   state.replyTo = null;
   state.current = null;
   localStorage.removeItem("chatd.app.current");
+  names.clear();
   notice("");
   showAuth();
 });
