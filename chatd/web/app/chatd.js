@@ -213,8 +213,9 @@ export class ChatdClient {
         this.ending = false;
       }
       if (!this.stopped) {
-        setTimeout(() => this.open(), this.retryDelay);
-        this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
+        // A session that ended (4001) is no failure: connect again at once, for the login form.
+        setTimeout(() => this.open(), ev.code === 4001 ? 0 : this.retryDelay);
+        if (ev.code !== 4001) this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
       }
     };
   }

@@ -124,18 +124,32 @@ export function onLongPress(root, fn, ms = 500) {
   });
 }
 
+let answer = null; // resolves the question of the confirm dialog being asked
+
 /**
  * Ask before something that cannot be undone, in the page's <dialog id="confirm"> (modal:
  * the focus stays in it, Escape cancels). Resolves true for `okLabel`, false otherwise.
  */
 export function confirmDialog(text, okLabel) {
   const dialog = document.getElementById("confirm");
+  if (!dialog.dataset.ready) {
+    dialog.dataset.ready = "true";
+    // A "close" event comes a moment after the dialog closed: by then the next question
+    // may be open already, and this close is not its answer.
+    dialog.addEventListener("close", () => {
+      if (dialog.open || !answer) return;
+      const resolve = answer;
+      answer = null;
+      resolve(dialog.returnValue === "ok");
+    });
+  }
+  answer?.(false); // an earlier question whose close event is still on its way
   closeMenu(false);
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-ok").textContent = okLabel;
   dialog.returnValue = "";
   dialog.showModal();
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    answer = resolve;
   });
 }
