@@ -1,14 +1,16 @@
-// /app/: register or log in, pick interests, match a stranger and chat, group conversations.
-// The session token is kept in localStorage; a reload resumes with "auth" and rebuilds the
-// view from "convs" (list, previews, unread, peers, mutes, receipts) and "history". This
-// module holds the page's state, renders the list and the open conversation and follows the
-// server's events; the message actions (actions.js), the forms of account.js and the
-// nickname lookups (names.js) live beside it.
+// /app/: register or log in, pick interests, match a stranger and chat, group conversations,
+// settings (notifications, signed-in devices). The session token is kept in localStorage; a
+// reload resumes with "auth" and rebuilds the view from "convs" (list, previews, unread,
+// peers, mutes, receipts) and "history". This module holds the page's state, renders the
+// list and the open conversation and follows the server's events; the message actions
+// (actions.js), the forms of account.js, the settings view (settings.js) and the nickname
+// lookups (names.js) live beside it.
 import { setupAccountForms } from "./account.js";
 import { setupActions } from "./actions.js";
 import { ChatdClient, describeError } from "./chatd.js";
 import { closeMenu, confirmDialog } from "./menu.js";
 import { Names } from "./names.js";
+import { setupSettings } from "./settings.js";
 import { clearError, h, setupTabs, showError } from "./ui.js";
 import { checkedInterests, convRow, isMuted, messageItem, muteUntilText,
          renderInterestBoxes } from "./views.js";
@@ -24,6 +26,7 @@ const state = {
   // conv id -> the convs summary (peer as its id, peerOnline) and messages: Map(seq -> msg)
   convs: new Map(),
   current: localStorage.getItem("chatd.app.current"),
+  view: "chat", // once signed in: "chat" or "settings"
   matching: false,
   lastTyping: 0,
   sending: false,
@@ -90,15 +93,19 @@ function convOf(id) {
 
 // --- views ---------------------------------------------------------------------------------
 
-/** One of the page's screens: "auth" (register, log in) or "chat". */
+/** One of the page's three screens: "auth" (register, log in), "chat" or "settings". */
 function showView(view) {
-  for (const id of ["auth", "chat"]) $(`#${id}`).hidden = id !== view;
+  for (const id of ["auth", "chat", "settings"]) $(`#${id}`).hidden = id !== view;
   // While chatting the page is exactly one screen (the message list scrolls); not elsewhere.
   document.body.classList.toggle("chatting", view === "chat");
   const signedIn = view !== "auth";
   $("#whoami").hidden = !signedIn;
   $("#logout").hidden = !signedIn;
-  if (signedIn) $("#whoami").textContent = `${state.me.nickname}`;
+  $("#open-settings").hidden = view !== "chat";
+  if (signedIn) {
+    state.view = view;
+    $("#whoami").textContent = `${state.me.nickname}`;
+  }
 }
 
 function showAuth() {
@@ -292,7 +299,12 @@ async function onReady({ user }) {
   state.matching = false;
   names.retryMissing(); // someone left out before may share a conversation now
   renderMatch("");
-  showChat();
+  if (state.view === "settings") {
+    showView("settings");
+    settings.load();
+  } else {
+    showChat();
+  }
   try {
     await refreshConvs();
     const c = state.current && state.convs.get(state.current);
@@ -312,9 +324,31 @@ client.on("status", ({ state: s }) => {
 });
 client.on("ready", onReady);
 
-client.on("logout", ({ reason }) => {
-  notice(`已退出登录 Signed out: ${reason}`);
+// Why the session ended, by the reason of the 4001 close. Another device's session.revoke
+// closes with "session ended"; so do a logout on another page with the same token, a
+// password reset and a ban (the server gives them one reason).
+const SIGNED_OUT = {
+  "session ended": "你已在其他设备下线，请重新登录 You were signed out from another device",
+  "account deleted": "账号已注销 The account was deleted",
+};
+
+/** Forget what this page held of the user who signed out (another may sign in next). */
+function signedOut(text = "") {
+  state.convs.clear();
+  state.replyTo = null;
+  state.current = null;
+  state.view = "chat";
+  state.matching = false;
+  localStorage.removeItem("chatd.app.current");
+  names.clear();
+  closeMenu(false);
+  notice(text);
   showAuth();
+}
+
+client.on("logout", ({ reason, self }) => {
+  // self: this page asked for it (退出, or 下线 of this device): nothing to explain.
+  signedOut(self ? "" : SIGNED_OUT[reason] ?? `已退出登录 Signed out: ${reason}`);
 });
 
 /** A message this page holds now (a msg event, or our own send): the list's preview and
@@ -461,13 +495,23 @@ $("#back").addEventListener("click", () => {
 
 $("#logout").addEventListener("click", async () => {
   await client.logout();
-  state.convs.clear();
-  state.replyTo = null;
-  state.current = null;
-  localStorage.removeItem("chatd.app.current");
-  names.clear();
-  notice("");
-  showAuth();
+  signedOut();
+});
+
+$("#open-settings").addEventListener("click", () => {
+  closeMenu(false);
+  showView("settings");
+  settings.load();
+  $("#settings-back").focus();
+});
+
+const settings = setupSettings({
+  client,
+  onBack: () => {
+    showChat();
+    $("#open-settings").focus();
+  },
+  onSignedOut: () => signedOut(),
 });
 
 const actions = setupActions({
