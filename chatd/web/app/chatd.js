@@ -134,7 +134,7 @@ export class ChatdClient {
     this.retryDelay = 500;
     this.pingTimer = null;
     this.retry = { ...RETRY };
-    this.ending = false; // this page asked to end its own session: the 4001 that follows is expected
+    this.ending = false; // this page asked to end its session: the 4001 that follows is expected
   }
 
   get token() {

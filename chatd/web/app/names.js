@@ -20,6 +20,7 @@ export class Names {
     this.asked = new Set(); // ids asked about (queued, in flight or answered), never asked twice
     this.queue = new Set();
     this.timer = 0;
+    this.generation = 0; // clear() starts a new one: late replies of the old are dropped
   }
 
   remember(id, nickname) {
@@ -40,18 +41,20 @@ export class Names {
 
   async flush() {
     this.timer = 0;
+    const generation = this.generation;
     const ids = [...this.queue];
     this.queue.clear();
     let learned = false;
     for (let i = 0; i < ids.length; i += PROFILES_BATCH) {
       const batch = ids.slice(i, i + PROFILES_BATCH);
       const reply = await this.client.request("profiles", { users: batch });
+      if (generation !== this.generation) return;
       if (reply.t === "err") {
         if (RETRY_CODES.has(reply.code)) for (const id of batch) this.asked.delete(id);
         continue;
       }
       // Ids the server left out (no shared conversation, a block, a deleted account) stay
-      // unknown until forget(): the page shows them as "用户 <id>".
+      // unknown until retryMissing() (after a reconnect): the page shows "用户 <id>".
       for (const [id, p] of Object.entries(reply.users ?? {})) {
         if (p?.nickname && this.known.get(id) !== p.nickname) {
           this.known.set(id, p.nickname);
@@ -62,15 +65,18 @@ export class Names {
     if (learned) this.onLearned();
   }
 
-  /** After a reconnect: ids that were left out may be asked again (someone may have joined). */
+  /** After a reconnect: ids that were left out may be asked again (they may have joined). */
   retryMissing() {
-    for (const id of this.asked) if (!this.known.has(id) && !this.queue.has(id)) this.asked.delete(id);
+    for (const id of this.asked) {
+      if (!this.known.has(id) && !this.queue.has(id)) this.asked.delete(id);
+    }
   }
 
   /** Another user signs in on this page: forget everything. */
   clear() {
     clearTimeout(this.timer);
     this.timer = 0;
+    this.generation += 1;
     this.known.clear();
     this.asked.clear();
     this.queue.clear();
