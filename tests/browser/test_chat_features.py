@@ -65,7 +65,10 @@ def bubble(text: str) -> str:
 
 
 async def bubble_sel(page: Page, text: str) -> str:
-    seq = await page.wait_for(f"({bubble(text)})?.dataset.seq")
+    """The selector of the bubble saying `text`, once the open conversation's history is in
+    (until then a render may replace the bubble between a click's press and release)."""
+    seq = await page.wait_for(f"!document.querySelector('#messages').hasAttribute('aria-busy')"
+                              f" && ({bubble(text)})?.dataset.seq")
     return f"#messages li[data-seq='{seq}']"
 
 

@@ -192,6 +192,7 @@ function renderMessages(stick = false) {
   actions.renderReplyBar();
   document.body.classList.toggle("in-conv", !!c);
   if (!c) {
+    list.removeAttribute("aria-busy");
     list.replaceChildren(h("li", { class: "system" },
       "从左边选择一个会话，或点「开始匹配」认识新朋友。Pick a conversation, or find a stranger."));
     return;
@@ -272,12 +273,14 @@ async function openConv(id) {
   renderConvList();
   renderMessages(true);
   const c = state.convs.get(id);
+  $("#messages").setAttribute("aria-busy", "true"); // the log waits for its history
   try {
     await fillHistory(c);
   } catch (e) {
     showError($("#send-error"), e);
   }
   if (state.current !== id) return;
+  $("#messages").removeAttribute("aria-busy");
   c.unread = 0;
   renderMessages(true);
   renderConvList();
