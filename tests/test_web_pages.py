@@ -79,7 +79,11 @@ async def test_everything_the_pages_load_exists(server: ChatServer) -> None:
         elif path.endswith(".css"):
             assert headers["Content-Type"].startswith("text/css"), path
     assert {"/app/chatd.js", "/app/ui.js", "/app/app.js", "/app/views.js", "/app/menu.js",
+            "/app/actions.js", "/app/account.js", "/app/names.js", "/app/settings.js",
             "/mod/mod.js", "/app/style.css", "/mod/mod.css"} <= seen
+    # Every module of /app/ is loaded by the page (none left behind by a move).
+    modules = {f"/app/{p.name}" for p in (WEB / "app").glob("*.js")}
+    assert modules <= seen, modules - seen
 
 
 async def test_redirect_and_not_found(server: ChatServer) -> None:

@@ -1,9 +1,12 @@
-"""Fixtures of the browser tests: a headless Chromium (cleaned up even on failure) and a
-folder of screenshots that the test run keeps (``test-artifacts/screenshots/<test>/``)."""
+"""Fixtures of the browser tests: a headless Chromium (cleaned up even on failure), a folder
+of screenshots that the test run keeps (``test-artifacts/screenshots/<test>/``), and the
+suite's server settings with a short presence grace (a user who disconnects reads as
+offline, and their contacts get ``presence``, PRESENCE_GRACE seconds later, not 5 s)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -13,10 +16,18 @@ from typing import Any
 
 import pytest
 
+from chatd.config import Config
 from tests.browser.cdp import Browser, Page, find_chromium
-from tests.conftest import REPO
+from tests.conftest import REPO, t
 
 ARTIFACTS = Path(os.environ.get("CHATD_ARTIFACTS", REPO / "test-artifacts"))
+PRESENCE_GRACE = t(0.5)
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    """The suite's config (tests/conftest.py), with PRESENCE_GRACE."""
+    return dataclasses.replace(config, presence_grace=PRESENCE_GRACE)
 
 
 @pytest.hookimpl(hookwrapper=True)

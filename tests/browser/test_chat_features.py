@@ -65,7 +65,10 @@ def bubble(text: str) -> str:
 
 
 async def bubble_sel(page: Page, text: str) -> str:
-    seq = await page.wait_for(f"({bubble(text)})?.dataset.seq")
+    """The selector of the bubble saying `text`, once the open conversation's history is in
+    (until then a render may replace the bubble between a click's press and release)."""
+    seq = await page.wait_for(f"!document.querySelector('#messages').hasAttribute('aria-busy')"
+                              f" && ({bubble(text)})?.dataset.seq")
     return f"#messages li[data-seq='{seq}']"
 
 
@@ -124,8 +127,9 @@ async def test_fresh_login_shows_the_list_and_ticks_go_sent_delivered_read(
     assert await row_text(page, carol_conv, ".conv-preview") == "我是 Carol"
     assert await row_text(page, carol_conv, ".badge.quiet") == "1"  # muted: a grey badge
     assert await row_text(page, carol_conv, ".mute-mark") == "🔕"
-    assert not await page.eval(f"document.querySelector({js(row(carol_conv) + ' .dot')})"
-                               ".classList.contains('on')")
+    # Carol reads as offline once the presence grace is over (convs, or the presence event).
+    await page.wait_for(f"!document.querySelector({js(row(carol_conv) + ' .dot')})"
+                        ".classList.contains('on')", t(5))
     rock = "g:music.rock"
     assert await row_text(page, rock, ".conv-preview") == "小明 Bob: 大家好"
     assert await row_text(page, rock, ".badge") == "1"

@@ -1,20 +1,23 @@
-// /app/: register or log in, pick interests, match a stranger and chat, group conversations.
-// The session token is kept in localStorage; a reload resumes with "auth" and rebuilds the
-// view from "convs" (list, previews, unread, peers, mutes, receipts) and "history".
-// Messages can be replied to, recalled (own, within RECALL_WINDOW) and deleted for me.
-import { ChatdClient, ChatdError, describeError, randomId } from "./chatd.js";
-import { closeMenu, menuIsOpen, onLongPress, openMenu } from "./menu.js";
-import { h, setupTabs } from "./ui.js";
-import { convRow, isMuted, messageItem, muteUntilText, snippet } from "./views.js";
+// /app/: register or log in, pick interests, match a stranger and chat, group conversations,
+// settings (notifications, signed-in devices). The session token is kept in localStorage; a
+// reload resumes with "auth" and rebuilds the view from "convs" (list, previews, unread,
+// peers, mutes, receipts) and "history". This module holds the page's state, renders the
+// list and the open conversation and follows the server's events; the message actions
+// (actions.js), the forms of account.js, the settings view (settings.js) and the nickname
+// lookups (names.js) live beside it.
+import { setupAccountForms } from "./account.js";
+import { setupActions } from "./actions.js";
+import { ChatdClient, describeError } from "./chatd.js";
+import { closeMenu, confirmDialog } from "./menu.js";
+import { Names } from "./names.js";
+import { setupSettings } from "./settings.js";
+import { clearError, h, setupTabs, showError } from "./ui.js";
+import { checkedInterests, convRow, isMuted, messageItem, muteUntilText,
+         renderInterestBoxes } from "./views.js";
 
 const $ = (sel) => document.querySelector(sel);
 const client = new ChatdClient({ tokenKey: "chatd.app.token" });
 const HISTORY_PAGE = 50;
-// The server's default recall_window (it does not announce it): after this 撤回 is not
-// offered. A server with a shorter window answers too_late, which is shown.
-const RECALL_WINDOW = 120_000;
-const MUTE_HOURS = 8;
-const MUTE_FOREVER = 4102444800000; // 2100-01-01: "until I lift it"
 
 const state = {
   me: null,
@@ -23,9 +26,7 @@ const state = {
   // conv id -> the convs summary (peer as its id, peerOnline) and messages: Map(seq -> msg)
   convs: new Map(),
   current: localStorage.getItem("chatd.app.current"),
-  // user id -> nickname, from convs (peer) and match.found. Messages carry no nickname, so a
-  // group member who is not also a 1:1 peer shows as "用户 <id>".
-  peers: JSON.parse(localStorage.getItem("chatd.app.peers") ?? "{}"),
+  view: "chat", // once signed in: "chat" or "settings"
   matching: false,
   lastTyping: 0,
   sending: false,
@@ -34,17 +35,12 @@ const state = {
   muteTimer: 0,
 };
 
+// Nicknames: peers from convs and match.found, everyone else looked up with "profiles" when
+// first shown; the page renders again when names arrive.
+const names = new Names(client, () => renderAll());
+localStorage.removeItem("chatd.app.peers"); // an older page kept peers' nicknames there
+
 // --- small helpers -------------------------------------------------------------------------
-
-function showError(el, err) {
-  el.textContent = typeof err === "string" ? err : describeError(err);
-  el.hidden = false;
-}
-
-function clearError(el) {
-  el.textContent = "";
-  el.hidden = true;
-}
 
 function notice(text) {
   const el = $("#notice");
@@ -55,7 +51,7 @@ function notice(text) {
 function nameOf(userId) {
   if (state.me && userId === state.me.id) return "我 me";
   if (userId === "deleted") return "已注销用户";
-  return state.peers[userId] ?? `用户 ${String(userId).slice(0, 6)}`;
+  return names.get(userId) ?? `用户 ${String(userId).slice(0, 6)}`;
 }
 
 function groupName(c) {
@@ -75,11 +71,6 @@ function listName(c) {
 
 function serverNow() {
   return Date.now() + state.skew;
-}
-
-function rememberPeer(id, nickname) {
-  state.peers[id] = nickname;
-  localStorage.setItem("chatd.app.peers", JSON.stringify(state.peers));
 }
 
 function maxSeq(c) {
@@ -102,40 +93,30 @@ function convOf(id) {
 
 // --- views ---------------------------------------------------------------------------------
 
-function showAuth() {
-  state.me = null;
-  document.body.classList.remove("chatting");
-  $("#chat").hidden = true;
-  $("#auth").hidden = false;
-  $("#whoami").hidden = true;
-  $("#logout").hidden = true;
-  renderInterestBoxes($("#reg-interests"), "reg", []);
-}
-
-function showChat() {
-  document.body.classList.add("chatting");
-  $("#auth").hidden = true;
-  $("#chat").hidden = false;
-  $("#whoami").hidden = false;
-  $("#whoami").textContent = `${state.me.nickname}`;
-  $("#logout").hidden = false;
-  renderInterestBoxes($("#my-interests"), "my", state.me.interests);
-}
-
-function renderInterestBoxes(fieldset, prefix, selected) {
-  const legend = fieldset.querySelector("legend");
-  fieldset.replaceChildren(legend);
-  for (const tag of state.tags) {
-    const id = `${prefix}-tag-${tag.id}`;
-    fieldset.append(h("label", { class: "chip", for: id },
-      h("input", { type: "checkbox", id, name: "interest", value: tag.id,
-                   checked: selected.includes(tag.id) }),
-      tag.name));
+/** One of the page's three screens: "auth" (register, log in), "chat" or "settings". */
+function showView(view) {
+  for (const id of ["auth", "chat", "settings"]) $(`#${id}`).hidden = id !== view;
+  // While chatting the page is exactly one screen (the message list scrolls); not elsewhere.
+  document.body.classList.toggle("chatting", view === "chat");
+  const signedIn = view !== "auth";
+  $("#whoami").hidden = !signedIn;
+  $("#logout").hidden = !signedIn;
+  $("#open-settings").hidden = view !== "chat";
+  if (signedIn) {
+    state.view = view;
+    $("#whoami").textContent = `${state.me.nickname}`;
   }
 }
 
-function checkedInterests(fieldset) {
-  return [...fieldset.querySelectorAll("input[name=interest]:checked")].map((i) => i.value);
+function showAuth() {
+  state.me = null;
+  showView("auth");
+  renderInterestBoxes($("#reg-interests"), state.tags, "reg", []);
+}
+
+function showChat() {
+  showView("chat");
+  renderInterestBoxes($("#my-interests"), state.tags, "my", state.me.interests);
 }
 
 /** Newest activity first, as convs orders them; a new message moves its conversation up. */
@@ -208,28 +189,20 @@ function renderMessages(stick = false) {
   const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
   $("#composer").hidden = !c || c.closed;
   renderHead(c);
-  renderReplyBar();
+  actions.renderReplyBar();
   document.body.classList.toggle("in-conv", !!c);
   if (!c) {
+    list.removeAttribute("aria-busy");
     list.replaceChildren(h("li", { class: "system" },
       "从左边选择一个会话，或点「开始匹配」认识新朋友。Pick a conversation, or find a stranger."));
     return;
   }
-  const ctx = { me: state.me?.id, nameOf, onMore: messageMenu, onQuote: showQuoted };
+  const ctx = { me: state.me?.id, nameOf, onMore: actions.messageMenu, onQuote: actions.showQuoted };
   const items = [...c.messages.values()].sort((a, b) => a.seq - b.seq)
     .map((m) => messageItem(m, c, ctx)).filter(Boolean);
   if (c.closed) items.push(h("li", { class: "system" }, "聊天已结束 This chat has ended"));
   list.replaceChildren(...items);
   if (stick || atEnd) list.scrollTop = list.scrollHeight;
-}
-
-function renderReplyBar() {
-  const r = state.replyTo;
-  const on = !!r && r.conv === state.current && !$("#composer").hidden;
-  $("#reply-bar").hidden = !on;
-  if (!on) return;
-  $("#reply-name").textContent = nameOf(r.from);
-  $("#reply-snippet").textContent = snippet(r);
 }
 
 // --- data ----------------------------------------------------------------------------------
@@ -247,7 +220,7 @@ async function refreshConvs() {
   for (const s of reply.convs) {
     const c = convOf(s.conv);
     // The peer's nickname comes with the list, so a fresh login names them too.
-    if (s.peer) rememberPeer(s.peer.id, s.peer.nickname);
+    if (s.peer) names.remember(s.peer.id, s.peer.nickname);
     Object.assign(c, {
       kind: s.kind, last_seq: s.last_seq, read_seq: s.read_seq, unread: s.unread, last: s.last,
       active_at: s.active_at, muted_until: s.muted_until, closed: s.closed, name: s.name,
@@ -300,12 +273,14 @@ async function openConv(id) {
   renderConvList();
   renderMessages(true);
   const c = state.convs.get(id);
+  $("#messages").setAttribute("aria-busy", "true"); // the log waits for its history
   try {
     await fillHistory(c);
   } catch (e) {
     showError($("#send-error"), e);
   }
   if (state.current !== id) return;
+  $("#messages").removeAttribute("aria-busy");
   c.unread = 0;
   renderMessages(true);
   renderConvList();
@@ -325,8 +300,14 @@ async function onReady({ user }) {
   }
   state.me = user;
   state.matching = false;
+  names.retryMissing(); // someone left out before may share a conversation now
   renderMatch("");
-  showChat();
+  if (state.view === "settings") {
+    showView("settings");
+    settings.load();
+  } else {
+    showChat();
+  }
   try {
     await refreshConvs();
     const c = state.current && state.convs.get(state.current);
@@ -345,9 +326,32 @@ client.on("status", ({ state: s }) => {
   el.dataset.state = s;
 });
 client.on("ready", onReady);
-client.on("logout", ({ reason }) => {
-  notice(`已退出登录 Signed out: ${reason}`);
+
+// Why the session ended, by the reason of the 4001 close. Another device's session.revoke
+// closes with "session ended"; so do a logout on another page with the same token, a
+// password reset and a ban (the server gives them one reason).
+const SIGNED_OUT = {
+  "session ended": "你已在其他设备下线，请重新登录 You were signed out from another device",
+  "account deleted": "账号已注销 The account was deleted",
+};
+
+/** Forget what this page held of the user who signed out (another may sign in next). */
+function signedOut(text = "") {
+  state.convs.clear();
+  state.replyTo = null;
+  state.current = null;
+  state.view = "chat";
+  state.matching = false;
+  localStorage.removeItem("chatd.app.current");
+  names.clear();
+  closeMenu(false);
+  notice(text);
   showAuth();
+}
+
+client.on("logout", ({ reason, self }) => {
+  // self: this page asked for it (退出, or 下线 of this device): nothing to explain.
+  signedOut(self ? "" : SIGNED_OUT[reason] ?? `已退出登录 Signed out: ${reason}`);
 });
 
 /** A message this page holds now (a msg event, or our own send): the list's preview and
@@ -375,7 +379,7 @@ client.on("msg", async (m) => {
 });
 
 client.on("match.found", async (ev) => {
-  rememberPeer(ev.peer.id, ev.peer.nickname);
+  names.remember(ev.peer.id, ev.peer.nickname);
   state.matching = false;
   const shared = ev.shared.map((t) => state.tagName.get(t) ?? t).join("、");
   renderMatch(`已匹配 Matched: ${ev.peer.nickname}${shared ? ` · 共同兴趣 ${shared}` : ""}`);
@@ -402,66 +406,8 @@ client.on("typing", (ev) => {
   el.timer = setTimeout(() => { el.textContent = ""; }, 4000);
 });
 
-/** One message of `c` became `gone` ("recalled" or "deleted"): its bubble, the quotes of it,
- *  the list preview and the reply bar all show it so. */
-function markGone(c, id, seq, gone) {
-  const m = c.messages.get(seq);
-  if (!m || m.id !== id) {
-    refreshSoon();
-  } else if (!m[gone]) {
-    dropUnread(c, m);
-    Object.assign(m, { [gone]: true, body: "" });
-  }
-  for (const other of c.messages.values()) {
-    if (other.quote?.id === id) other.quote = { ...other.quote, [gone]: true, body: "" };
-  }
-  if (c.last?.id === id) c.last = { ...c.last, [gone]: true, body: "" };
-  if (state.replyTo?.id === id) state.replyTo = { ...state.replyTo, [gone]: true, body: "" };
-  renderConvList();
-  if (c.conv === state.current) renderMessages();
-}
-
-/** `m` no longer counts as unread (recalled or hidden before it was read). */
-function dropUnread(c, m) {
-  if (m.from !== state.me?.id && m.seq > c.read_seq && c.unread > 0) c.unread -= 1;
-}
-
-/** Delete for me: the bubble goes (a stub keeps its seq, so no gap is seen), and the preview
- *  falls back to the newest message still shown. */
-function markHidden(c, id, seq) {
-  const m = c.messages.get(seq);
-  if (m?.hidden) return;
-  if (!m || m.id !== id) {
-    refreshSoon();
-    return;
-  }
-  dropUnread(c, m);
-  c.messages.set(seq, { conv: c.conv, id, seq, hidden: true });
-  if (state.replyTo?.id === id) state.replyTo = null;
-  if (c.last?.id === id) {
-    const shown = [...c.messages.values()].filter((x) => !x.hidden && !x.system);
-    c.last = shown.sort((a, b) => b.seq - a.seq)[0] ?? null;
-    if (!c.last) refreshSoon();
-  }
-  renderConvList();
-  if (c.conv === state.current) renderMessages();
-}
-
-client.on("msg.deleted", (ev) => {
-  const c = state.convs.get(ev.conv);
-  if (c) markGone(c, ev.id, ev.seq, "deleted");
-});
-
-client.on("msg.recalled", (ev) => {
-  const c = state.convs.get(ev.conv);
-  if (c) markGone(c, ev.id, ev.seq, "recalled");
-});
-
-client.on("msg.hidden", (ev) => {
-  const c = state.convs.get(ev.conv);
-  if (c) markHidden(c, ev.id, ev.seq);
-});
-
+// Receipts of a 1:1: the peer received (delivered) or read up to a seq; or I read on another
+// device.
 client.on("delivered", (ev) => {
   const c = state.convs.get(ev.conv);
   if (!c || ev.seq <= c.peer_delivered_seq) return;
@@ -483,14 +429,6 @@ client.on("read", (ev) => {
   c.peer_read_seq = ev.seq;
   c.peer_delivered_seq = Math.max(c.peer_delivered_seq, ev.seq); // reading is receiving
   if (ev.conv === state.current) renderMessages();
-});
-
-client.on("conv.muted", (ev) => {
-  const c = state.convs.get(ev.conv);
-  if (!c) return;
-  c.muted_until = ev.until;
-  renderConvList();
-  if (ev.conv === state.current) renderHead(c);
 });
 
 // Contacts coming and going (a server may never send it: the dot then shows what convs said).
@@ -539,185 +477,10 @@ $("#match-cancel").addEventListener("click", async () => {
   $("#match").focus();
 });
 
-$("#composer").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const input = $("#body");
-  const body = input.value.trim();
-  const conv = state.current;
-  if (!body || !conv || state.sending) return;
-  const err = $("#send-error");
-  clearError(err);
-  input.removeAttribute("aria-invalid");
-  state.sending = true;
-  const replyTo = state.replyTo?.conv === conv ? state.replyTo : null;
-  const fields = { conv, body, cid: randomId() };
-  if (replyTo) fields.reply_to = replyTo.id;
-  const reply = await client.request("msg.send", fields);
-  state.sending = false;
-  if (reply.t === "err") {
-    input.setAttribute("aria-invalid", "true");
-    showError(err, `消息未发送 Not sent: ${describeError(new ChatdError(reply))}`);
-    err.dataset.code = reply.code;
-    return;
-  }
-  input.value = "";
-  state.skew = reply.ts - Date.now();
-  if (replyTo && state.replyTo === replyTo) state.replyTo = null;
-  // The sending connection gets no msg event of its own message (the reply says what was
-  // stored), and a "mask" entry may have changed the body: show it now (with the quote as
-  // this page knows it), then read the stored version back.
-  const c = convOf(conv);
-  if (!c.messages.has(reply.seq)) {
-    const m = { t: "msg", conv, id: reply.id, seq: reply.seq, from: state.me.id, body, ts: reply.ts };
-    if (replyTo) {
-      const { id, seq, from, body: quoted, recalled, deleted } = replyTo;
-      Object.assign(m, { reply_to: id, quote: { id, seq, from, body: quoted, recalled, deleted } });
-    }
-    c.messages.set(reply.seq, m);
-    noteNewest(c, m);
-  }
-  renderConvList();
-  if (conv === state.current) renderMessages(true);
-  const stored = await client.request("history", { conv, after: reply.seq - 1, limit: 1 });
-  const m = stored.messages?.[0];
-  if (m && m.seq === reply.seq && !c.messages.get(m.seq)?.hidden) {
-    c.messages.set(m.seq, m);
-    if (c.last?.seq === m.seq) c.last = m;
-    renderConvList();
-    if (conv === state.current) renderMessages();
-  }
-  markRead(c).catch(() => {});
-});
-
-// --- message actions: reply, copy, recall, delete for me --------------------------------
-
-function canRecall(m) {
-  return m.from === state.me?.id && !m.recalled && !m.deleted && !m.recallRefused
-    && serverNow() - m.ts < RECALL_WINDOW;
-}
-
-/** The ⋯ menu of one message (also opened by a long-press or a right click on it). */
-function messageMenu(m, opener) {
-  const c = state.convs.get(m.conv);
-  if (!c) return;
-  const items = [];
-  if (!c.closed && !m.deleted) items.push({ id: "reply", label: "回复 Reply", run: () => startReply(c, m) });
-  if (!m.deleted && navigator.clipboard) {
-    items.push({ id: "copy", label: "复制 Copy", run: () => navigator.clipboard.writeText(m.body).catch(() => {}) });
-  }
-  if (canRecall(m)) items.push({ id: "recall", label: "撤回 Recall", run: () => recall(c, m) });
-  items.push({ id: "hide", label: "删除（仅自己） Delete for me", danger: true, run: () => hide(c, m) });
-  openMenu(opener, items, "消息操作 Message actions");
-}
-
-function actionError(prefix, e) {
-  const err = $("#send-error");
-  showError(err, `${prefix}: ${describeError(e)}`);
-  err.dataset.code = e.reply?.reason ?? e.code;
-}
-
-async function recall(c, m) {
-  clearError($("#send-error"));
-  try {
-    await client.call("msg.recall", { conv: c.conv, id: m.id });
-    markGone(c, m.id, m.seq, "recalled"); // the msg.recalled event says the same
-  } catch (e) {
-    // Too late (or not ours): do not offer it again for this message.
-    if (e.code === "forbidden") m.recallRefused = true;
-    actionError("撤回失败 Not recalled", e);
-  }
-}
-
-async function hide(c, m) {
-  clearError($("#send-error"));
-  try {
-    await client.call("msg.hide", { conv: c.conv, id: m.id });
-    markHidden(c, m.id, m.seq); // msg.hidden tells my other devices (and this one)
-  } catch (e) {
-    actionError("删除失败 Not deleted", e);
-  }
-}
-
-function startReply(c, m) {
-  const { id, seq, from, body } = m;
-  state.replyTo = { conv: c.conv, id, seq, from, body };
-  renderReplyBar();
-  $("#body").focus();
-}
-
-function cancelReply() {
-  state.replyTo = null;
-  renderReplyBar();
-}
-
-/** A click on a quote: scroll its message into view and flash it, if this page holds it. */
-function showQuoted(q) {
-  const el = $(`#messages [data-id="${CSS.escape(q.id)}"]`);
-  if (!el) return;
-  el.scrollIntoView({ block: "center", behavior: "smooth" });
-  el.classList.remove("flash");
-  void el.offsetWidth; // restart the animation
-  el.classList.add("flash");
-}
-
-$("#reply-cancel").addEventListener("click", () => {
-  cancelReply();
-  $("#body").focus();
-});
-
-$("#body").addEventListener("keydown", (ev) => {
-  if (ev.key === "Escape" && state.replyTo) cancelReply();
-});
-
-// A long-press (touch) or a right click on a bubble opens the same menu as its ⋯ button.
-onLongPress($("#messages"), (ev) => {
-  const li = ev.target.closest?.("li.msg");
-  const m = li && currentConv()?.messages.get(Number(li.dataset.seq));
-  if (!m) return false; // not on a message: let the browser's own menu open
-  // Android fires contextmenu after our own long-press timer: the menu is open already.
-  if (!menuIsOpen()) messageMenu(m, li.querySelector(".more"));
-  return true;
-});
-
-// --- mute ----------------------------------------------------------------------------------
-
-async function setMute(c, until) {
-  clearError($("#send-error"));
-  try {
-    c.muted_until = (await client.call("conv.mute", { conv: c.conv, until })).until;
-    renderConvList();
-    if (c.conv === state.current) renderHead(c);
-  } catch (e) {
-    actionError("免打扰设置失败 Not changed", e);
-  }
-}
-
-// Muted: one click lifts it. Not muted: choose for how long.
-$("#mute").addEventListener("click", (ev) => {
-  const c = currentConv();
-  if (!c) return;
-  if (isMuted(c)) {
-    setMute(c, 0);
-    return;
-  }
-  openMenu(ev.currentTarget, [
-    { id: "mute-hours", label: `静音 ${MUTE_HOURS} 小时 Mute for ${MUTE_HOURS} h`,
-      run: () => setMute(c, serverNow() + MUTE_HOURS * 3600_000) },
-    { id: "mute-forever", label: "一直静音，直到取消 Until I unmute", run: () => setMute(c, MUTE_FOREVER) },
-  ], "免打扰 Mute");
-});
-
-$("#body").addEventListener("input", () => {
-  const now = Date.now();
-  if (state.current && now - state.lastTyping > 3000) {
-    state.lastTyping = now;
-    client.request("typing", { conv: state.current });
-  }
-});
-
 $("#leave").addEventListener("click", async () => {
   const c = state.convs.get(state.current);
-  if (!c || !confirm("结束这次聊天？End this chat?")) return;
+  if (!c || !await confirmDialog("结束这次聊天？对方也不能再发消息。 End this chat for both of you?",
+                                 "结束聊天 End chat")) return;
   try {
     await client.call("conv.leave", { conv: c.conv });
   } catch (e) {
@@ -735,72 +498,37 @@ $("#back").addEventListener("click", () => {
 
 $("#logout").addEventListener("click", async () => {
   await client.logout();
-  state.convs.clear();
-  state.replyTo = null;
-  state.current = null;
-  localStorage.removeItem("chatd.app.current");
-  notice("");
-  showAuth();
+  signedOut();
 });
 
-$("#reg-sms").addEventListener("click", async () => {
-  const form = $("#register");
-  const err = form.querySelector(".error");
-  clearError(err);
-  const out = $("#reg-devcode");
-  try {
-    const reply = await client.call("sms.send", { phone: $("#reg-phone").value, purpose: "register" });
-    if (reply.dev_code) {
-      $("#reg-code").value = reply.dev_code;
-      out.textContent = `开发模式验证码 Development code: ${reply.dev_code}（已自动填入 filled in）`;
-    } else {
-      out.textContent = `验证码已发送，${reply.ttl} 秒内有效 Code sent`;
-    }
-    out.hidden = false;
-  } catch (e) {
-    showError(err, e);
-  }
+$("#open-settings").addEventListener("click", () => {
+  closeMenu(false);
+  showView("settings");
+  settings.load();
+  $("#settings-back").focus();
 });
 
-$("#register").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const form = ev.target;
-  const err = form.querySelector(".error");
-  clearError(err);
-  const interests = checkedInterests($("#reg-interests"));
-  if (!interests.length) {
-    showError(err, "请至少选择一个兴趣 Pick at least one interest");
-    return;
-  }
-  const f = new FormData(form);
-  try {
-    state.me = await client.signIn("register", {
-      phone: f.get("phone"), code: f.get("code"), password: f.get("password"),
-      nickname: f.get("nickname"), birthdate: f.get("birthdate"), gender: f.get("gender"),
-      interests, device: "web",
-    });
-    form.reset();
-    $("#reg-devcode").hidden = true;
-    await onReady({ user: state.me });
-  } catch (e) {
-    showError(err, e);
-  }
+const settings = setupSettings({
+  client,
+  onBack: () => {
+    showChat();
+    $("#open-settings").focus();
+  },
+  onSignedOut: () => signedOut(),
 });
 
-$("#login").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const form = ev.target;
-  const err = form.querySelector(".error");
-  clearError(err);
-  const f = new FormData(form);
-  try {
-    state.me = await client.signIn("login", { phone: f.get("phone"), password: f.get("password"), device: "web" });
-    form.reset();
+const actions = setupActions({
+  client, state, nameOf, convOf, currentConv, serverNow, noteNewest, markRead, renderConvList,
+  renderMessages, renderHead, refreshSoon,
+});
+
+setupAccountForms({
+  client,
+  onSignedIn: async (user) => {
     notice("");
-    await onReady({ user: state.me });
-  } catch (e) {
-    showError(err, e);
-  }
+    state.me = user;
+    await onReady({ user });
+  },
 });
 
 $("#interests-form").addEventListener("submit", async (ev) => {

@@ -115,7 +115,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * Events: every server event by its "t" ("msg", "match.found", ...), and
  *   "ready"   {user}    connected (user is null when there is no kept token)
  *   "status"  {state}   "connecting" | "open" | "closed"
- *   "logout"  {reason}  the session ended (close 4001, or auth refused): the token is dropped
+ *   "logout"  {reason, self}  the session ended (close 4001, or auth refused): the token is
+ *                       dropped. `reason` is the close reason ("session ended" when another
+ *                       device revoked it) or the refusal's text; `self` is true when this
+ *                       page asked for it (logout(), or endSession() of its own session)
  */
 export class ChatdClient {
   constructor({ url = wsUrl(), tokenKey = "chatd.token", pingEvery = 60_000 } = {}) {
@@ -131,6 +134,7 @@ export class ChatdClient {
     this.retryDelay = 500;
     this.pingTimer = null;
     this.retry = { ...RETRY };
+    this.ending = false; // this page asked to end its session: the 4001 that follows is expected
   }
 
   get token() {
@@ -180,6 +184,7 @@ export class ChatdClient {
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.request("ping").catch(() => {}), this.pingEvery);
       this.user = null;
+      this.ending = false;
       const token = this.token;
       if (token) {
         try {
@@ -187,7 +192,7 @@ export class ChatdClient {
         } catch (e) {
           if (e.code === "unauthorized" || e.code === "forbidden") {
             this.token = null;
-            this.emit("logout", { reason: describeError(e) });
+            this.emit("logout", { reason: describeError(e), self: false });
           } else {
             return; // the connection dropped: onclose reconnects
           }
@@ -204,11 +209,13 @@ export class ChatdClient {
       if (ev.code === 4001) {
         this.token = null;
         this.user = null;
-        this.emit("logout", { reason: ev.reason || "session ended" });
+        this.emit("logout", { reason: ev.reason || "session ended", self: this.ending });
+        this.ending = false;
       }
       if (!this.stopped) {
-        setTimeout(() => this.open(), this.retryDelay);
-        this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
+        // A session that ended (4001) is no failure: connect again at once, for the login form.
+        setTimeout(() => this.open(), ev.code === 4001 ? 0 : this.retryDelay);
+        if (ev.code !== 4001) this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
       }
     };
   }
@@ -285,10 +292,30 @@ export class ChatdClient {
     return reply.user;
   }
 
+  /** End this session on the server; the token is dropped whatever the reply. */
   async logout() {
+    this.ending = true;
     await this.request("logout");
     this.token = null;
     this.user = null;
+  }
+
+  /**
+   * session.revoke of this connection's own session (`id` from "sessions"): like logout(),
+   * the server closes this connection with 4001 after the reply, and the "logout" event says
+   * `self: true`. An "err" reply (other than a lost connection) keeps the session and is
+   * returned as it is.
+   */
+  async revokeOwnSession(id) {
+    this.ending = true;
+    const reply = await this.request("session.revoke", { id });
+    if (reply.t === "err" && reply.code !== "disconnected") {
+      this.ending = false;
+      return reply;
+    }
+    this.token = null;
+    this.user = null;
+    return reply;
   }
 
   stop() {

@@ -1,4 +1,5 @@
-// One small popup menu for the page (message actions, mute choices), and long-press.
+// The small popups of /app/: one menu (message actions, mute choices), long-press, and a
+// confirmation dialog.
 //
 // The menu opens next to the button it belongs to and takes the focus; arrow keys move
 // between its items; Escape, Tab, a press elsewhere, a resize or picking an item closes it,
@@ -120,5 +121,35 @@ export function onLongPress(root, fn, ms = 500) {
   root.addEventListener("contextmenu", (ev) => {
     cancel();
     if (fn(ev) !== false) ev.preventDefault();
+  });
+}
+
+let answer = null; // resolves the question of the confirm dialog being asked
+
+/**
+ * Ask before something that cannot be undone, in the page's <dialog id="confirm"> (modal:
+ * the focus stays in it, Escape cancels). Resolves true for `okLabel`, false otherwise.
+ */
+export function confirmDialog(text, okLabel) {
+  const dialog = document.getElementById("confirm");
+  if (!dialog.dataset.ready) {
+    dialog.dataset.ready = "true";
+    // A "close" event comes a moment after the dialog closed: by then the next question
+    // may be open already, and this close is not its answer.
+    dialog.addEventListener("close", () => {
+      if (dialog.open || !answer) return;
+      const resolve = answer;
+      answer = null;
+      resolve(dialog.returnValue === "ok");
+    });
+  }
+  answer?.(false); // an earlier question whose close event is still on its way
+  closeMenu(false);
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = okLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    answer = resolve;
   });
 }

@@ -1,4 +1,5 @@
 // Small DOM helpers shared by /app/ and /mod/ (import "/app/ui.js").
+import { describeError } from "./chatd.js";
 
 /** h("li", {class: "x", onclick}, "text", child): a DOM element. Text is never parsed as HTML. */
 export function h(tag, attrs = {}, ...children) {
@@ -14,6 +15,17 @@ export function h(tag, attrs = {}, ...children) {
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
+}
+
+/** Show an error (a ChatdError, explained with describeError, or a text) in an alert region. */
+export function showError(el, err) {
+  el.textContent = typeof err === "string" ? err : describeError(err);
+  el.hidden = false;
+}
+
+export function clearError(el) {
+  el.textContent = "";
+  el.hidden = true;
 }
 
 /** A time as HH:MM (today) or M-D HH:MM. */

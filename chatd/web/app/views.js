@@ -120,3 +120,20 @@ export function messageItem(m, c, ctx) {
     m.deleted ? h("div", { class: "body deleted" }, "（消息已删除 deleted）")
               : h("div", { class: "body" }, m.body));
 }
+
+/** Fill `fieldset` (its legend stays) with a chip per interest tag, `selected` ids checked. */
+export function renderInterestBoxes(fieldset, tags, prefix, selected) {
+  const legend = fieldset.querySelector("legend");
+  fieldset.replaceChildren(legend);
+  for (const tag of tags) {
+    const id = `${prefix}-tag-${tag.id}`;
+    fieldset.append(h("label", { class: "chip", for: id },
+      h("input", { type: "checkbox", id, name: "interest", value: tag.id,
+                   checked: selected.includes(tag.id) }),
+      tag.name));
+  }
+}
+
+export function checkedInterests(fieldset) {
+  return [...fieldset.querySelectorAll("input[name=interest]:checked")].map((i) => i.value);
+}
