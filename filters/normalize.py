@@ -2,8 +2,13 @@
 
 The table maps every code point below ``TABLE_LIMIT`` to its *skeleton* form:
 NFKC, then casefold, then OpenCC's traditional→simplified per character; noise characters
-(format, control, combining marks, spaces, punctuation, symbols, emoji parts) map to ``""``.
-Sentence breakers (``BREAKERS``) are kept, so skipping noise never joins two sentences.
+(format, control, combining marks, spaces, line breaks, punctuation, symbols, emoji parts) map
+to ``""``. The one exception is ``.``: the skeleton keeps a run of dots between two ASCII digits
+(3.5, 1.99, v1.2) and deletes every other one, so ``法.轮.功`` and ``出!售!炸!药`` lose their
+separators but a decimal never turns into another number (``6.4`` is not ``64``). Sentence
+punctuation is noise like any other: evaders use ``.`` and ``!`` exactly because a filter that
+stops at them lets ``法.轮.功`` through, and a listed word that really spans two sentences is
+rare (the held-out block-rate figures in wordlists/README.md measure it).
 The table is built once per process (about 0.3 s) and shared by every filter.
 """
 
@@ -17,7 +22,7 @@ import unicodedata
 from functools import lru_cache
 
 __all__ = [
-    "BREAKERS",
+    "DECIMAL",
     "TABLE_LIMIT",
     "Runs",
     "Skeleton",
@@ -35,8 +40,9 @@ __all__ = [
 # per unmapped character). Planes 0-2 cover CJK, emoji and the compatibility blocks.
 TABLE_LIMIT = 0x30000
 
-# Kept as-is: a match never spans one of these (after NFKC: ！→!, ？→?, ；→;, ｡→。).
-BREAKERS = frozenset("\n\r\v\f\x85\u2028\u2029.!?;。")
+# The one punctuation character the table keeps (full-width ．and ﹒ become it by NFKC): the
+# skeleton deletes it again unless it stands between two ASCII digits (_LONE_DOTS).
+DECIMAL = "."
 
 _NOISE_CATEGORIES = frozenset(
     {"Cc", "Cf", "Cs", "Mn", "Me", "Zs", "Zl", "Zp",
@@ -49,11 +55,15 @@ _ASTRAL_NOISE = re.compile("[\U000e0000-\U000e0fff]+")
 # Repeated non-ASCII characters collapse to one (傻傻傻逼 → 傻逼); ASCII runs are kept
 # because ASCII words legitimately double letters (qq, google).
 _RUNS = re.compile(r"([^\x00-\x7f])\1+")
-_ASCII_ALNUM = re.compile(r"[a-z0-9]+")
+# Dots that are not a decimal point: a run of them without an ASCII digit on both sides.
+# Possessive runs and the lookbehind on "." keep a run whole (3..5 stays, 3..x goes).
+_LONE_DOTS = re.compile(r"(?<![0-9.])\.++|(?<!\.)\.++(?![0-9])")
+# What the second skeleton drops: ASCII letters and digits, and the decimal points between.
+_ASCII_ALNUM = re.compile(r"[a-z0-9.]+")
 
 
 def _is_noise(ch: str) -> bool:
-    return ch not in BREAKERS and unicodedata.category(ch) in _NOISE_CATEGORIES
+    return ch != DECIMAL and unicodedata.category(ch) in _NOISE_CATEGORIES
 
 
 def is_invisible(ch: str) -> bool:
@@ -100,6 +110,8 @@ def skeleton(text: str) -> str:
     s = text.translate(table())
     if _ASTRAL_NOISE.search(s):
         s = _ASTRAL_NOISE.sub("", s)
+    if DECIMAL in s:
+        s = _LONE_DOTS.sub("", s)
     return s
 
 
@@ -112,6 +124,7 @@ def collapse_runs(s: str) -> str:
 
 
 def drop_ascii(s: str) -> str:
+    """The second skeleton: ``s`` (a skeleton) without ASCII letters, digits and dots."""
     return _ASCII_ALNUM.sub("", s)
 
 
@@ -206,8 +219,8 @@ def _len_table() -> list[str]:
 
 
 _BEYOND_TABLE = re.compile("[^\x00-\x7f]")
-# ASCII letters/digits → NUL, anything else unchanged: a keep-mask for the no-ASCII skeleton.
-_ALNUM_TO_NUL = {ord(c): "\x00" for c in "abcdefghijklmnopqrstuvwxyz0123456789"}
+# ASCII letters/digits/dots → NUL, anything else unchanged: a keep-mask for the second skeleton.
+_ALNUM_TO_NUL = {ord(c): "\x00" for c in "abcdefghijklmnopqrstuvwxyz0123456789."}
 
 
 def _beyond_len(m: re.Match[str]) -> str:
@@ -215,15 +228,16 @@ def _beyond_len(m: re.Match[str]) -> str:
     return "\x00" if 0xE0000 <= ord(m.group()) <= 0xE0FFF else "\x01"
 
 
-def skeleton_map(text: str, *, no_ascii: bool = False, skel: str | None = None) -> Skeleton:
+def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
     """Rebuild the skeleton keeping offsets (only when a caller wants original offsets).
 
     Must produce exactly ``collapse_runs(skeleton(text))`` (or its ``drop_ascii`` variant).
     All bulk work is C-level (translate, compress, repeat), because hit-heavy lists come
-    here for most messages whose matches are read. ``skel``: ``skeleton(text)`` if the caller
-    already has it.
+    here for most messages whose matches are read.
     """
-    s = skeleton(text) if skel is None else skel
+    s = text.translate(table())
+    if _ASTRAL_NOISE.search(s):
+        s = _ASTRAL_NOISE.sub("", s)
     lens = text.translate(_len_table())
     if not lens.isascii():
         lens = _BEYOND_TABLE.sub(_beyond_len, lens)
@@ -234,6 +248,12 @@ def skeleton_map(text: str, *, no_ascii: bool = False, skel: str | None = None) 
         # Some character expanded (ﬁ → fi): repeat its index once per output character.
         idx = list(itertools.chain.from_iterable(map(itertools.repeat, range(len(counts)),
                                                      counts)))
+    if DECIMAL in s:
+        keep = bytearray(b"\x01") * len(s)
+        for m in _LONE_DOTS.finditer(s):
+            keep[m.start() : m.end()] = bytes(m.end() - m.start())
+        idx = list(itertools.compress(idx, keep))
+        s = _LONE_DOTS.sub("", s)
     if no_ascii and _ASCII_ALNUM.search(s):
         idx = list(itertools.compress(idx, map(ord, s.translate(_ALNUM_TO_NUL))))
         s = _ASCII_ALNUM.sub("", s)
