@@ -126,9 +126,10 @@ static PyObject *set_table(PyObject *self, PyObject *args) {
 /* A double-array trie: the child of slot s by symbol c is slot base[s] + c if check[] of that
  * slot is s. One probe per try and the four per-slot fields on one cache line keep a step at
  * a few nanoseconds even on a 46k-key automaton (a sorted-children search was 3x slower).
- * A state whose children find no room after TRIES candidate bases (wide, dense symbol sets:
- * adversarial lists) keeps them sorted in a side table instead (base < 0), so memory stays
- * proportional to the number of edges whatever the list. */
+ * A state whose children find no hole after TRIES candidate bases goes past the highest slot
+ * in use, while the array stays within 2x the states; past that (wide, dense symbol sets:
+ * adversarial lists) it keeps its children sorted in a side table instead (base < 0), so
+ * memory stays proportional to the number of edges whatever the list. */
 typedef struct {
     int32_t base, check, fail, emit; /* emit: first slot of the output chain, or -1 */
 } slot_t;
@@ -138,6 +139,7 @@ typedef struct {
     PyObject *keys;       /* tuple of str */
     Py_ssize_t nkeys;
     int32_t *keylen;
+    int32_t maxlen;       /* the longest key */
     uint32_t **pages;     /* NPAGES pointers to 256 symbols each (or NULL) */
     uint32_t nsyms;       /* symbols are 1..nsyms; 0 = in no key */
     int32_t nslots;
@@ -319,6 +321,8 @@ static int automaton_build(Automaton *A, trie_t *t) {
     slot_of[0] = 0;
     A->slot[0].check = -1;
     int64_t first_free = 1, hi = 1; /* hi: one past the highest slot in use */
+    /* Slots the array may grow to by placing states past hi; beyond it they go sparse. */
+    int64_t budget = 2 * ((int64_t)nn + A->nsyms + 1024);
     while (qh < qt) {
         int32_t u = queue[qh++];
         int32_t m = 0;
@@ -339,6 +343,12 @@ static int automaton_build(Automaton *A, trie_t *t) {
                 placed = 1;
                 break;
             }
+        }
+        if (!placed && hi + (int64_t)(syms[m - 1] - syms[0]) < budget) {
+            /* No hole fits: past the highest slot in use, while memory stays within budget. */
+            p = (hi > (int64_t)syms[0] ? hi : (int64_t)syms[0]);
+            if (ensure_slots(A, p - syms[0] + syms[m - 1] + 1) < 0) goto done;
+            placed = 1;
         }
         int32_t su = slot_of[u];
         if (placed) {
@@ -379,6 +389,13 @@ static int automaton_build(Automaton *A, trie_t *t) {
             /* sorted position of this child's symbol */
             uint32_t *pos = bsearch(&t->sym[v], syms, m, sizeof(uint32_t), u32_cmp);
             A->sp_to[start + (pos - syms)] = sv;
+        }
+    }
+    if (hi < A->nslots) { /* give back the doubling slack */
+        slot_t *s2 = PyMem_RawRealloc(A->slot, sizeof(slot_t) * hi);
+        if (s2) {
+            A->slot = s2;
+            A->nslots = (int32_t)hi;
         }
     }
     int32_t ns = A->nslots;
@@ -423,6 +440,16 @@ done:
     return rc;
 }
 
+typedef struct {
+    uint32_t cp, count;
+} freq_t;
+
+static int freq_cmp(const void *a, const void *b) {
+    const freq_t *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    return (x->cp > y->cp) - (x->cp < y->cp);
+}
+
 static int Automaton_init(Automaton *A, PyObject *args, PyObject *kw) {
     PyObject *seq;
     static char *kwlist[] = {"keys", NULL};
@@ -435,6 +462,7 @@ static int Automaton_init(Automaton *A, PyObject *args, PyObject *kw) {
     A->nkeys = nk;
     A->nsyms = 0;
     A->nstates = 0;
+    A->maxlen = 0;
     for (Py_ssize_t k = 0; k < nk; k++) {
         PyObject *key = PyTuple_GET_ITEM(keys, k);
         if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) == 0 ||
@@ -450,16 +478,37 @@ static int Automaton_init(Automaton *A, PyObject *args, PyObject *kw) {
     A->keylen = PyMem_RawMalloc(sizeof(int32_t) * (nk + 1));
     A->pages = PyMem_RawCalloc(NPAGES, sizeof(uint32_t *));
     if (!A->keylen || !A->pages) goto nomem;
+    /* Count each character's uses, then number the symbols most used first: the children
+     * of a busy state are mostly common characters, so their symbols sit close together
+     * and the state finds room in the double array (otherwise it goes sparse: slower). */
     for (Py_ssize_t k = 0; k < nk; k++) {
         PyObject *key = PyTuple_GET_ITEM(keys, k);
         Py_ssize_t n = PyUnicode_GET_LENGTH(key);
         A->keylen[k] = (int32_t)n;
+        if (n > A->maxlen) A->maxlen = (int32_t)n;
         for (Py_ssize_t j = 0; j < n; j++) {
             uint32_t cp = PyUnicode_READ_CHAR(key, j);
             uint32_t **pg = &A->pages[cp >> 8];
             if (!*pg && !(*pg = PyMem_RawCalloc(256, sizeof(uint32_t)))) goto nomem;
-            if (!(*pg)[cp & 0xFF]) (*pg)[cp & 0xFF] = ++A->nsyms;
+            if (!(*pg)[cp & 0xFF]++) A->nsyms++;
         }
+    }
+    if (A->nsyms) {
+        freq_t *fr = PyMem_RawMalloc(sizeof(freq_t) * A->nsyms);
+        if (!fr) goto nomem;
+        uint32_t m = 0;
+        for (uint32_t p = 0; p < NPAGES; p++) {
+            if (!A->pages[p]) continue;
+            for (uint32_t j = 0; j < 256; j++)
+                if (A->pages[p][j]) {
+                    fr[m].cp = (p << 8) | j;
+                    fr[m].count = A->pages[p][j];
+                    m++;
+                }
+        }
+        qsort(fr, m, sizeof(freq_t), freq_cmp);
+        for (uint32_t j = 0; j < m; j++) A->pages[fr[j].cp >> 8][fr[j].cp & 0xFF] = j + 1;
+        PyMem_RawFree(fr);
     }
     trie_t t = {NULL, NULL, NULL, NULL, 0, 0};
     int r = automaton_build(A, &t);
@@ -536,6 +585,12 @@ static PyObject *Automaton_nbytes(Automaton *A, void *closure) {
     return PyLong_FromSize_t(b);
 }
 
+static PyObject *Automaton_stats(Automaton *A, void *closure) {
+    return Py_BuildValue("{s:n,s:i,s:i,s:i,s:I}", "keys", A->nkeys, "states", (int)A->nstates,
+                         "slots", (int)A->nslots, "sparse_states", (int)A->nsparse,
+                         "symbols", (unsigned)A->nsyms);
+}
+
 static PyObject *Automaton_keys(Automaton *A, void *closure) {
     if (!A->keys) return PyTuple_New(0);
     Py_INCREF(A->keys);
@@ -551,6 +606,7 @@ static PyMethodDef Automaton_methods[] = {
 static PyGetSetDef Automaton_getset[] = {
     {"nbytes", (getter)Automaton_nbytes, NULL, "memory held by the automaton's arrays", NULL},
     {"keys", (getter)Automaton_keys, NULL, "the keys, in index order", NULL},
+    {"stats", (getter)Automaton_stats, NULL, "sizes of the automaton's tables", NULL},
     {NULL}};
 
 static PyTypeObject AutomatonType = {
@@ -574,13 +630,18 @@ typedef struct {
     Py_ssize_t a, b; /* [a, b) in collapsed stream positions */
 } hit_t;
 
+#define RING 128 /* F keys up to this long may let the F stream doze (see push_f) */
+
 typedef struct {
     int naut;
     Automaton **aut;
     int32_t st[MAX_AUT];
     uint32_t last; /* last pushed code point (collapse); 0xFFFFFFFF = none */
     Py_ssize_t pos;
-    int record;
+    /* first pass, F stream only: dozing until the first ASCII letter/digit */
+    int dozing;
+    int32_t maxlen;
+    uint32_t ring[RING];
     /* recording (second pass) */
     Py_ssize_t cap;
     Py_ssize_t *first, *lastix;
@@ -596,36 +657,50 @@ static void stream_free(stream_t *S) {
     PyMem_RawFree(S->hits);
 }
 
-/* Push one skeleton character: collapse runs, step the automata. Returns 1 when the first pass
- * sees any output (it can stop there), -1 on memory error, 0 otherwise. */
-static inline __attribute__((always_inline)) int push(stream_t *S, uint32_t c, Py_ssize_t i) {
-    if (c > 0x7F && c == S->last) {
-        if (S->record) {
-            S->lastix[S->pos - 1] = i;
-            S->runlen[S->pos - 1]++;
-        }
-        return 0;
+static int record_position(stream_t *S, Py_ssize_t i) {
+    if (S->pos == S->cap) {
+        Py_ssize_t cap = S->cap ? S->cap * 2 : 64;
+        Py_ssize_t *f = PyMem_RawRealloc(S->first, sizeof(Py_ssize_t) * cap);
+        if (!f) return -1;
+        S->first = f;
+        Py_ssize_t *l = PyMem_RawRealloc(S->lastix, sizeof(Py_ssize_t) * cap);
+        if (!l) return -1;
+        S->lastix = l;
+        Py_ssize_t *r = PyMem_RawRealloc(S->runlen, sizeof(Py_ssize_t) * cap);
+        if (!r) return -1;
+        S->runlen = r;
+        S->cap = cap;
     }
-    S->last = c;
-    if (S->record) {
-        if (S->pos == S->cap) {
-            Py_ssize_t cap = S->cap ? S->cap * 2 : 64;
-            Py_ssize_t *f = PyMem_RawRealloc(S->first, sizeof(Py_ssize_t) * cap);
-            if (!f) return -1;
-            S->first = f;
-            Py_ssize_t *l = PyMem_RawRealloc(S->lastix, sizeof(Py_ssize_t) * cap);
-            if (!l) return -1;
-            S->lastix = l;
-            Py_ssize_t *r = PyMem_RawRealloc(S->runlen, sizeof(Py_ssize_t) * cap);
-            if (!r) return -1;
-            S->runlen = r;
-            S->cap = cap;
+    S->first[S->pos] = i;
+    S->lastix[S->pos] = i;
+    S->runlen[S->pos] = 1;
+    return 0;
+}
+
+static int record_hits(stream_t *S, int k, int32_t o, Py_ssize_t pos) {
+    const Automaton *A = S->aut[k];
+    for (; o >= 0; o = A->dict[o]) {
+        if (S->nh == S->hcap) {
+            Py_ssize_t cap = S->hcap ? S->hcap * 2 : 16;
+            hit_t *h = PyMem_RawRealloc(S->hits, sizeof(hit_t) * cap);
+            if (!h) return -1;
+            S->hits = h;
+            S->hcap = cap;
         }
-        S->first[S->pos] = i;
-        S->lastix[S->pos] = i;
-        S->runlen[S->pos] = 1;
+        int32_t key = A->out[o];
+        hit_t *h = &S->hits[S->nh++];
+        h->aut = k;
+        h->key = key;
+        h->b = pos + 1;
+        h->a = pos + 1 - A->keylen[key];
     }
-    Py_ssize_t pos = S->pos++;
+    return 0;
+}
+
+/* Step every automaton of S with c. First pass (REC 0): 1 as soon as any reports an output.
+ * Second pass: record the outputs; -1 on memory error. */
+static inline __attribute__((always_inline)) int step_all(stream_t *S, uint32_t c, Py_ssize_t pos,
+                                                          const int REC) {
     int found = 0;
     for (int k = 0; k < S->naut; k++) {
         const Automaton *A = S->aut[k];
@@ -633,25 +708,50 @@ static inline __attribute__((always_inline)) int push(stream_t *S, uint32_t c, P
         S->st[k] = s;
         int32_t o = A->slot[s].emit;
         if (o < 0) continue;
-        if (!S->record) return 1;
-        for (; o >= 0; o = A->dict[o]) {
-            if (S->nh == S->hcap) {
-                Py_ssize_t cap = S->hcap ? S->hcap * 2 : 16;
-                hit_t *h = PyMem_RawRealloc(S->hits, sizeof(hit_t) * cap);
-                if (!h) return -1;
-                S->hits = h;
-                S->hcap = cap;
-            }
-            int32_t key = A->out[o];
-            hit_t *h = &S->hits[S->nh++];
-            h->aut = k;
-            h->key = key;
-            h->b = pos + 1;
-            h->a = pos + 1 - A->keylen[key];
-        }
+        if (!REC) return 1;
+        if (record_hits(S, k, o, pos) < 0) return -1;
         found = 1;
     }
-    return found && !S->record;
+    (void)found;
+    return 0;
+}
+
+/* Push one skeleton character: collapse runs, step the automata. */
+static inline __attribute__((always_inline)) int push(stream_t *S, uint32_t c, Py_ssize_t i,
+                                                      const int REC) {
+    if (c > 0x7F && c == S->last) {
+        if (REC) {
+            S->lastix[S->pos - 1] = i;
+            S->runlen[S->pos - 1]++;
+        }
+        return 0;
+    }
+    S->last = c;
+    if (REC && record_position(S, i) < 0) return -1;
+    Py_ssize_t pos = S->pos++;
+    return step_all(S, c, pos, REC);
+}
+
+/* The F stream in the first pass. Every F key holds an ASCII letter/digit, so before the
+ * first one arrives no F key can end: the stream only keeps its last maxlen - 1 characters.
+ * At the first ASCII letter/digit it wakes up and replays them (a key ending there or later
+ * starts at most maxlen - 1 characters back), then runs as usual. */
+static inline __attribute__((always_inline)) int push_f(stream_t *S, uint32_t c, Py_ssize_t i) {
+    if (!S->dozing) return push(S, c, i, 0);
+    if (c > 0x7F && c == S->last) return 0;
+    S->last = c;
+    if (!is_alnum(c)) {
+        S->ring[S->pos % RING] = c;
+        S->pos++;
+        return 0;
+    }
+    S->dozing = 0;
+    Py_ssize_t back = S->maxlen - 1;
+    if (back > S->pos) back = S->pos;
+    for (Py_ssize_t p = S->pos - back; p < S->pos; p++)
+        if (step_all(S, S->ring[p % RING], p, 0)) return 1;
+    Py_ssize_t pos = S->pos++;
+    return step_all(S, c, pos, 0);
 }
 
 typedef struct {
@@ -662,11 +762,12 @@ typedef struct {
     int prev_digit;
 } walk_t;
 
-static inline __attribute__((always_inline)) int emit(walk_t *W, uint32_t c, Py_ssize_t i) {
+static inline __attribute__((always_inline)) int emit(walk_t *W, uint32_t c, Py_ssize_t i,
+                                                      const int REC) {
     int r;
     if (c == '.') {
         if (!W->prev_digit) return 0;
-        if (W->F.record) {
+        if (REC) {
             if (W->ndots == W->dcap) {
                 Py_ssize_t cap = W->dcap ? W->dcap * 2 : 8;
                 Py_ssize_t *d = PyMem_RawRealloc(W->dots, sizeof(Py_ssize_t) * cap);
@@ -683,47 +784,53 @@ static inline __attribute__((always_inline)) int emit(walk_t *W, uint32_t c, Py_
     if (W->ndots) {
         if (digit && W->F.naut) {
             for (Py_ssize_t j = 0; j < W->ndots; j++) {
-                r = push(&W->F, '.', W->F.record ? W->dots[j] : i);
+                r = REC ? push(&W->F, '.', W->dots[j], 1) : push_f(&W->F, '.', i);
                 if (r) return r;
             }
         }
         W->ndots = 0;
     }
     W->prev_digit = digit;
-    if (W->F.naut && (r = push(&W->F, c, i))) return r;
-    if (!is_alnum(c) && W->D.naut && (r = push(&W->D, c, i))) return r;
+    if (W->F.naut && (r = REC ? push(&W->F, c, i, 1) : push_f(&W->F, c, i))) return r;
+    if (!is_alnum(c) && W->D.naut && (r = push(&W->D, c, i, REC))) return r;
     return 0;
 }
 
-static inline __attribute__((always_inline)) int walk_kind(walk_t *W, int kind, const void *data, Py_ssize_t n) {
+static inline __attribute__((always_inline)) int walk_kind(walk_t *W, const int kind,
+                                                           const void *data, Py_ssize_t n,
+                                                           const int REC) {
     int r;
+    const uint32_t *map = g_map;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint32_t cp = PyUnicode_READ(kind, data, i);
         if (cp < TABLE_LIMIT) {
-            uint32_t m = g_map[cp];
+            uint32_t m = map[cp];
             if (m == M_DELETED) continue;
             if (!(m & M_MULTI)) {
-                if ((r = emit(W, m, i))) return r;
+                if ((r = emit(W, m, i, REC))) return r;
             } else {
                 uint32_t k = m & ~M_MULTI;
                 for (uint32_t j = g_multi_off[k]; j < g_multi_off[k + 1]; j++)
-                    if ((r = emit(W, g_multi[j], i))) return r;
+                    if ((r = emit(W, g_multi[j], i, REC))) return r;
             }
         } else if (cp < 0xE0000 || cp > 0xE0FFF) {
-            if ((r = emit(W, cp, i))) return r;
+            if ((r = emit(W, cp, i, REC))) return r;
         }
     }
     return 0;
 }
 
-static int walk(walk_t *W, PyObject *text) {
+/* One specialised loop per string kind and pass. */
+static int walk(walk_t *W, PyObject *text, int record) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     const void *data = PyUnicode_DATA(text);
-    /* One specialised loop per string kind. */
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND: return walk_kind(W, PyUnicode_1BYTE_KIND, data, n);
-    case PyUnicode_2BYTE_KIND: return walk_kind(W, PyUnicode_2BYTE_KIND, data, n);
-    default: return walk_kind(W, PyUnicode_4BYTE_KIND, data, n);
+    switch (PyUnicode_KIND(text) | (record << 4)) {
+    case PyUnicode_1BYTE_KIND: return walk_kind(W, PyUnicode_1BYTE_KIND, data, n, 0);
+    case PyUnicode_2BYTE_KIND: return walk_kind(W, PyUnicode_2BYTE_KIND, data, n, 0);
+    case PyUnicode_4BYTE_KIND: return walk_kind(W, PyUnicode_4BYTE_KIND, data, n, 0);
+    case PyUnicode_1BYTE_KIND | 16: return walk_kind(W, PyUnicode_1BYTE_KIND, data, n, 1);
+    case PyUnicode_2BYTE_KIND | 16: return walk_kind(W, PyUnicode_2BYTE_KIND, data, n, 1);
+    default: return walk_kind(W, PyUnicode_4BYTE_KIND, data, n, 1);
     }
 }
 
@@ -924,7 +1031,11 @@ static void walk_init(walk_t *W, Matcher *M, int record) {
     W->D.naut = M->nd;
     W->D.aut = M->A + MAX_AUT;
     W->F.last = W->D.last = 0xFFFFFFFFu;
-    W->F.record = W->D.record = record;
+    int32_t maxlen = 0;
+    for (int k = 0; k < M->nf; k++)
+        if (M->A[k]->maxlen > maxlen) maxlen = M->A[k]->maxlen;
+    W->F.maxlen = maxlen;
+    W->F.dozing = !record && maxlen <= RING;
 }
 
 /* check(text) -> None (nothing listed occurs) or (matches, top): matches sorted by
@@ -940,12 +1051,12 @@ static PyObject *Matcher_check(Matcher *M, PyObject *text) {
     }
     walk_t W;
     walk_init(&W, M, 0);
-    int r = walk(&W, text);
+    int r = walk(&W, text, 0);
     if (r == 0) Py_RETURN_NONE;
     walk_init(&W, M, 1);
     PyObject *res = NULL;
     matches_t ms = {NULL, 0, 0};
-    if (walk(&W, text) < 0) {
+    if (walk(&W, text, 1) < 0) {
         PyErr_NoMemory();
         goto done;
     }

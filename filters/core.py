@@ -60,7 +60,8 @@ _MAX_STALE_FRACTION = 0.10
 # key → the allow word (str), or (entry, action strength, run lengths it needs or None,
 # ASCII edges: 1 starts / 2 ends with an ASCII letter/digit, 4 / 8 with a digit; entry word).
 # The C matcher reads the same tuples.
-PolicyItem = str | tuple[Entry, int, tuple[int, ...] | None, int, str]
+EntryPolicy = tuple[Entry, int, tuple[int, ...] | None, int, str]
+PolicyItem = str | EntryPolicy
 
 
 def default_wordlists_path() -> Path:
@@ -315,7 +316,7 @@ class WordFilter:
         """
         c = collapse_runs(u) if _ANY_RUN.search(u) else u
         pol = self._pol
-        cands: list[tuple[Hit, PolicyItem]] = []
+        cands: list[tuple[Hit, EntryPolicy]] = []
         allows: list[tuple[int, int]] = []
         for seg in self._segments:
             if ascii_keys:

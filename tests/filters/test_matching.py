@@ -82,7 +82,8 @@ def test_doubled_entry_needs_its_doubles(f: WordFilter) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["傻。逼", "傻\n逼", "傻!逼", "傻？逼", "傻.逼", "傻；逼", "傻！!。.逼", "傻…逼", "傻．逼"]
+    "text",
+    ["傻。逼", "傻\n逼", "傻!逼", "傻？逼", "傻.逼", "傻；逼", "傻！!。.逼", "傻…逼", "傻．逼"],
 )
 def test_sentence_punctuation_is_noise_too(f: WordFilter, text: str) -> None:
     # Evaders use . and ! because a filter that stops at them lets 法.轮.功 through.

@@ -110,7 +110,7 @@ def test_native_equals_pure_on_any_code_point(cps: list[int]) -> None:
 
 
 WORDS = sorted({e.word for e in DEFAULT.entries() if e.action == "block"})[:4000:7]
-NOISE = list(" .!。，、*-_~#@…\u200b\u3000😀1a") + ["..", "!!", " . ", "。！"]
+NOISE = [*" .!。，、*-_~#@…\u200b\u3000😀1a", "..", "!!", " . ", "。！"]
 
 
 @given(st.sampled_from(WORDS), st.lists(st.sampled_from(NOISE), min_size=1, max_size=8),
