@@ -26,9 +26,10 @@
 #define FL_INVISIBLE 1
 #define FL_FIRST_ALNUM 2
 #define FL_LAST_ALNUM 4
-#define FL_DOT 8          /* skeleton text is exactly "." */
+#define FL_DOT 8          /* a full stop (kept as "." right between two digits) */
 #define FL_FIRST_DIGIT 16
 #define FL_LAST_DIGIT 32
+#define FL_DIGIT 64       /* skeleton text is one ASCII digit */
 #define MAX_AUT 8
 #define NPAGES (0x110000 >> 8)
 #define TRIES 2048
@@ -89,7 +90,7 @@ static PyObject *set_table(PyObject *self, PyObject *args) {
     for (Py_ssize_t cp = 0; cp < TABLE_LIMIT; cp++) {
         PyObject *s = PyList_GET_ITEM(table, cp);
         Py_ssize_t n = PyUnicode_GET_LENGTH(s);
-        uint8_t fl = invb[cp] ? FL_INVISIBLE : 0;
+        uint8_t fl = (invb[cp] & 1 ? FL_INVISIBLE : 0) | (invb[cp] & 2 ? FL_DOT : 0);
         if (n == 0) {
             map[cp] = M_DELETED;
         } else {
@@ -98,7 +99,7 @@ static PyObject *set_table(PyObject *self, PyObject *args) {
             if (is_alnum(last)) fl |= FL_LAST_ALNUM;
             if (is_digit(first)) fl |= FL_FIRST_DIGIT;
             if (is_digit(last)) fl |= FL_LAST_DIGIT;
-            if (n == 1 && first == '.') fl |= FL_DOT;
+            if (n == 1 && is_digit(first)) fl |= FL_DIGIT;
             if (n == 1) {
                 map[cp] = first;
             } else {
@@ -119,6 +120,11 @@ static PyObject *set_table(PyObject *self, PyObject *args) {
     g_multi = multi;
     g_multi_off = off;
     Py_RETURN_NONE;
+}
+
+static inline uint8_t flags_of(uint32_t cp) {
+    if (cp < TABLE_LIMIT) return g_flags[cp];
+    return (cp >= 0xE0000 && cp <= 0xE0FFF) ? FL_INVISIBLE : 0;
 }
 
 /* ---- Aho-Corasick automaton over code points --------------------------------------------- */
@@ -756,43 +762,15 @@ static inline __attribute__((always_inline)) int push_f(stream_t *S, uint32_t c,
 
 typedef struct {
     stream_t F, D;
-    /* dots seen after a digit, waiting for the next character (kept only before a digit) */
-    Py_ssize_t ndots, dcap;
-    Py_ssize_t *dots;
-    int prev_digit;
 } walk_t;
 
+/* One skeleton character to both streams: F takes everything, D all but ASCII letters,
+ * digits and the decimal point. */
 static inline __attribute__((always_inline)) int emit(walk_t *W, uint32_t c, Py_ssize_t i,
                                                       const int REC) {
     int r;
-    if (c == '.') {
-        if (!W->prev_digit) return 0;
-        if (REC) {
-            if (W->ndots == W->dcap) {
-                Py_ssize_t cap = W->dcap ? W->dcap * 2 : 8;
-                Py_ssize_t *d = PyMem_RawRealloc(W->dots, sizeof(Py_ssize_t) * cap);
-                if (!d) return -1;
-                W->dots = d;
-                W->dcap = cap;
-            }
-            W->dots[W->ndots] = i;
-        }
-        W->ndots++;
-        return 0;
-    }
-    int digit = is_digit(c);
-    if (W->ndots) {
-        if (digit && W->F.naut) {
-            for (Py_ssize_t j = 0; j < W->ndots; j++) {
-                r = REC ? push(&W->F, '.', W->dots[j], 1) : push_f(&W->F, '.', i);
-                if (r) return r;
-            }
-        }
-        W->ndots = 0;
-    }
-    W->prev_digit = digit;
     if (W->F.naut && (r = REC ? push(&W->F, c, i, 1) : push_f(&W->F, c, i))) return r;
-    if (!is_alnum(c) && W->D.naut && (r = push(&W->D, c, i, REC))) return r;
+    if (!is_alnum(c) && c != '.' && W->D.naut && (r = push(&W->D, c, i, REC))) return r;
     return 0;
 }
 
@@ -805,7 +783,15 @@ static inline __attribute__((always_inline)) int walk_kind(walk_t *W, const int 
         uint32_t cp = PyUnicode_READ(kind, data, i);
         if (cp < TABLE_LIMIT) {
             uint32_t m = map[cp];
-            if (m == M_DELETED) continue;
+            if (m == M_DELETED) {
+                /* A dot right between two digits is a decimal point (3.5), else noise. */
+                if ((g_flags[cp] & FL_DOT) && i > 0 && i + 1 < n &&
+                    (flags_of(PyUnicode_READ(kind, data, i - 1)) & FL_DIGIT) &&
+                    (flags_of(PyUnicode_READ(kind, data, i + 1)) & FL_DIGIT) &&
+                    (r = emit(W, '.', i, REC)))
+                    return r;
+                continue;
+            }
             if (!(m & M_MULTI)) {
                 if ((r = emit(W, m, i, REC))) return r;
             } else {
@@ -850,10 +836,6 @@ static int match_cmp(const void *x, const void *y) {
     return c;
 }
 
-static inline uint8_t flags_of(uint32_t cp) {
-    if (cp < TABLE_LIMIT) return g_flags[cp];
-    return (cp >= 0xE0000 && cp <= 0xE0FFF) ? FL_INVISIBLE : 0;
-}
 
 /* As verdict._boundary_before/_after: no ASCII letter/digit next to the match (invisible
  * characters skipped); for a digit edge, not "<digit>." / ".<digit>" either (1.99). */
@@ -1085,7 +1067,6 @@ static PyObject *Matcher_check(Matcher *M, PyObject *text) {
 done:
     stream_free(&W.F);
     stream_free(&W.D);
-    PyMem_RawFree(W.dots);
     PyMem_RawFree(ms.m);
     return res;
 }
@@ -1109,7 +1090,7 @@ static PyTypeObject MatcherType = {
 
 static PyMethodDef module_methods[] = {
     {"set_table", set_table, METH_VARARGS,
-     "set_table(table: list[str], invisible: bytes): the translate table, once per process"},
+     "set_table(table: list[str], flags: bytes): the translate table, once per process"},
     {NULL}};
 
 static struct PyModuleDef moduledef = {

@@ -4,7 +4,7 @@ from filters.wordlist import Entry
 
 TABLE_LIMIT: int
 
-def set_table(table: list[str], invisible: bytes, /) -> None: ...
+def set_table(table: list[str], flags: bytes, /) -> None: ...
 
 class Automaton:
     """Aho-Corasick over code points; keys distinct and non-empty."""

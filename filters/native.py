@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from types import ModuleType
 
-from filters.normalize import TABLE_LIMIT, is_invisible, table
+from filters.normalize import TABLE_LIMIT, dot_chars, is_invisible, table
 
 __all__ = ["available", "module"]
 
@@ -34,10 +34,13 @@ def module() -> ModuleType | None:
         return None
     if _ext.TABLE_LIMIT != TABLE_LIMIT:  # pragma: no cover - a stale build
         return None
-    _ext.set_table(table(), _invisible_flags())
+    _ext.set_table(table(), _flags())
     return _ext
 
 
-def _invisible_flags() -> bytes:
-    # The word-boundary check skips these (verdict._boundary_before/_after).
-    return bytes(map(is_invisible, map(chr, range(TABLE_LIMIT))))
+def _flags() -> bytes:
+    # 1: invisible (the word-boundary check skips these, verdict._boundary_before/_after);
+    # 2: a dot (kept as a decimal point right between two digits, normalize.decimal_points).
+    dots = dot_chars()
+    return bytes(is_invisible(ch) | (2 if ch in dots else 0)
+                 for ch in map(chr, range(TABLE_LIMIT)))

@@ -3,9 +3,11 @@
 The table maps every code point below ``TABLE_LIMIT`` to its *skeleton* form:
 NFKC, then casefold, then OpenCC's traditional→simplified per character; noise characters
 (format, control, combining marks, spaces, line breaks, punctuation, symbols, emoji parts) map
-to ``""``. The one exception is ``.``: the skeleton keeps a run of dots between two ASCII digits
-(3.5, 1.99, v1.2) and deletes every other one, so ``法.轮.功`` and ``出!售!炸!药`` lose their
-separators but a decimal never turns into another number (``6.4`` is not ``64``). Sentence
+to ``""``. The one exception is a decimal point: a dot (``.``, ``．``, ``﹒``) standing right
+between two characters that are digits (3.5, 1.99, v1.2: nothing else between) becomes ``.``
+in the skeleton; every other dot is noise. So ``法.轮.功`` and ``出!售!炸!药`` lose their
+separators, ``1-.9`` is ``19``, but a decimal never turns into another number (``6.4`` is not
+``64``). Sentence
 punctuation is noise like any other: evaders use ``.`` and ``!`` exactly because a filter that
 stops at them lets ``法.轮.功`` through, and a listed word that really spans two sentences is
 rare (the held-out block-rate figures in wordlists/README.md measure it).
@@ -27,6 +29,8 @@ __all__ = [
     "Runs",
     "Skeleton",
     "collapse_runs",
+    "decimal_points",
+    "dot_chars",
     "drop_ascii",
     "is_invisible",
     "normalize_word",
@@ -40,8 +44,7 @@ __all__ = [
 # per unmapped character). Planes 0-2 cover CJK, emoji and the compatibility blocks.
 TABLE_LIMIT = 0x30000
 
-# The one punctuation character the table keeps (full-width ．and ﹒ become it by NFKC): the
-# skeleton deletes it again unless it stands between two ASCII digits (_LONE_DOTS).
+# What a decimal point becomes in the skeleton (the only punctuation a skeleton holds).
 DECIMAL = "."
 
 _NOISE_CATEGORIES = frozenset(
@@ -55,15 +58,12 @@ _ASTRAL_NOISE = re.compile("[\U000e0000-\U000e0fff]+")
 # Repeated non-ASCII characters collapse to one (傻傻傻逼 → 傻逼); ASCII runs are kept
 # because ASCII words legitimately double letters (qq, google).
 _RUNS = re.compile(r"([^\x00-\x7f])\1+")
-# Dots that are not a decimal point: a run of them without an ASCII digit on both sides.
-# Possessive runs and the lookbehind on "." keep a run whole (3..5 stays, 3..x goes).
-_LONE_DOTS = re.compile(r"(?<![0-9.])\.++|(?<!\.)\.++(?![0-9])")
 # What the second skeleton drops: ASCII letters and digits, and the decimal points between.
 _ASCII_ALNUM = re.compile(r"[a-z0-9.]+")
 
 
 def _is_noise(ch: str) -> bool:
-    return ch != DECIMAL and unicodedata.category(ch) in _NOISE_CATEGORIES
+    return unicodedata.category(ch) in _NOISE_CATEGORIES
 
 
 def is_invisible(ch: str) -> bool:
@@ -105,13 +105,48 @@ def table() -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def dot_chars() -> frozenset[str]:
+    """Characters that are a full stop and nothing else after NFKC (., ．, ﹒, ․)."""
+    return frozenset(
+        chr(c) for c in range(TABLE_LIMIT)
+        if not 0xD800 <= c < 0xE000 and unicodedata.normalize("NFKC", chr(c)) == DECIMAL
+    )
+
+
+@lru_cache(maxsize=1)
+def _decimal_re() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    t = table()
+    digits = "".join(chr(c) for c, r in enumerate(t) if len(r) == 1 and "0" <= r <= "9")
+    dots = "".join(sorted(dot_chars()))
+    d, p = f"[{re.escape(digits)}]", f"[{re.escape(dots)}]"
+    return re.compile(p), re.compile(f"(?<={d}){p}(?={d})")
+
+
+def decimal_points(text: str) -> list[int]:
+    """Indexes of the dots of ``text`` that the skeleton keeps (right between two digits)."""
+    any_dot, decimal = _decimal_re()
+    if any_dot.search(text) is None:
+        return []
+    return [m.start() for m in decimal.finditer(text)]
+
+
 def skeleton(text: str) -> str:
     """The skeleton before runs are collapsed (what `check` translates every message to)."""
-    s = text.translate(table())
+    t = table()
+    points = decimal_points(text)
+    if points:
+        pieces = []
+        start = 0
+        for p in points:
+            pieces.append(text[start:p].translate(t))
+            start = p + 1
+        pieces.append(text[start:].translate(t))
+        s = DECIMAL.join(pieces)
+    else:
+        s = text.translate(t)
     if _ASTRAL_NOISE.search(s):
         s = _ASTRAL_NOISE.sub("", s)
-    if DECIMAL in s:
-        s = _LONE_DOTS.sub("", s)
     return s
 
 
@@ -235,25 +270,19 @@ def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
     All bulk work is C-level (translate, compress, repeat), because hit-heavy lists come
     here for most messages whose matches are read.
     """
-    s = text.translate(table())
-    if _ASTRAL_NOISE.search(s):
-        s = _ASTRAL_NOISE.sub("", s)
+    s = skeleton(text)
     lens = text.translate(_len_table())
     if not lens.isascii():
         lens = _BEYOND_TABLE.sub(_beyond_len, lens)
-    counts = lens.encode("ascii")
+    counts = bytearray(lens.encode("ascii"))
+    for p in decimal_points(text):
+        counts[p] = 1
     if len(s) == len(counts) - counts.count(0):
         idx = list(itertools.compress(range(len(counts)), counts))
     else:
         # Some character expanded (ﬁ → fi): repeat its index once per output character.
         idx = list(itertools.chain.from_iterable(map(itertools.repeat, range(len(counts)),
                                                      counts)))
-    if DECIMAL in s:
-        keep = bytearray(b"\x01") * len(s)
-        for m in _LONE_DOTS.finditer(s):
-            keep[m.start() : m.end()] = bytes(m.end() - m.start())
-        idx = list(itertools.compress(idx, keep))
-        s = _LONE_DOTS.sub("", s)
     if no_ascii and _ASCII_ALNUM.search(s):
         idx = list(itertools.compress(idx, map(ord, s.translate(_ALNUM_TO_NUL))))
         s = _ASCII_ALNUM.sub("", s)

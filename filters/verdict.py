@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from filters.normalize import TABLE_LIMIT, Skeleton, is_invisible, skeleton_map, table
+from filters.normalize import (
+    TABLE_LIMIT,
+    Skeleton,
+    dot_chars,
+    is_invisible,
+    skeleton_map,
+    table,
+)
 from filters.wordlist import ACTIONS, Action, Entry
 
 __all__ = ["Hit", "Match", "Raw", "Verdict", "decide", "is_ascii_alnum", "mask", "materialize"]
@@ -220,7 +227,7 @@ def _boundary_before(text: str, i: int, digit: bool = False) -> bool:
     rep = _norm_char(text[j])
     if rep and is_ascii_alnum(rep[-1]):
         return False
-    if digit and rep == ".":
+    if digit and text[j] in dot_chars():
         k = _skip_invisible_back(text, j - 1)
         if k >= 0:
             r = _norm_char(text[k])
@@ -236,7 +243,7 @@ def _boundary_after(text: str, i: int, digit: bool = False) -> bool:
     rep = _norm_char(text[i])
     if rep and is_ascii_alnum(rep[0]):
         return False
-    if digit and rep == ".":
+    if digit and text[i] in dot_chars():
         k = _skip_invisible(text, i + 1)
         if k < len(text):
             r = _norm_char(text[k])

@@ -111,8 +111,9 @@ def test_ordinary_punctuation_stays_clean(text: str) -> None:
 
 def test_a_decimal_point_keeps_its_digits_apart() -> None:
     g = WordFilter.from_entries([Entry("64"), Entry("v12")])
-    assert not g.scan("6.4") and not g.scan("6..4")
-    assert g.scan("64") and g.scan("6 4") and g.scan("v.1.2") == ()
+    assert not g.scan("6.4") and not g.scan("6．4") and g.scan("v.1.2") == ()
+    # Only a dot right between two digits is a decimal point; 6 . 4 and 6-.4 are evasions.
+    assert g.scan("64") and g.scan("6 4") and g.scan("6 . 4") and g.scan("6-.4")
     assert g.scan("v1 2") and g.scan("v.12")
 
 
