@@ -25,7 +25,7 @@ ENTRIES = [
 ]
 FILTERS = [
     WordFilter.from_entries(ENTRIES, allow=["按摩椅", "qq号"], engine=e)
-    for e in ("rs", "pyahocorasick")
+    for e in ("native", "rs", "pyahocorasick")
 ]
 # Entry characters plus the noise, expansions (ﬁ, ㏂ → a.m.), breakers and invisibles that
 # move skeleton offsets away from original ones.
