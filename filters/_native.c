@@ -3,10 +3,11 @@
  * The same contract as the pure-Python path in filters/core.py (which stays the reference:
  * tests/filters/test_native.py compares the two on random and adversarial text):
  *
- *   s0 = text translated by normalize.table(), plane-14 tags dropped
- *   F  = s0 without the dots that are not between two ASCII digits, runs of one non-ASCII
- *        character collapsed; keys with an ASCII letter/digit are searched here
- *   D  = s0 without ASCII letters, digits and dots, runs collapsed; the other keys
+ *   s  = text translated by normalize.table() (noise gone), plane-14 tags dropped, and a
+ *        "." for each dot standing right between two digits (a decimal point)
+ *   F  = s with runs of one non-ASCII character collapsed: the keys with an ASCII
+ *        letter/digit are searched here
+ *   D  = s without ASCII letters, digits and decimal points, runs collapsed: the other keys
  *
  * Matcher.check(text) walks the text once, feeds both streams into their automata as it goes
  * and returns None at the end if no automaton reported anything: the common, clean case

@@ -115,20 +115,21 @@ def dot_chars() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def _decimal_re() -> tuple[re.Pattern[str], re.Pattern[str]]:
+def _decimal_re() -> tuple[tuple[str, ...], re.Pattern[str]]:
     t = table()
     digits = "".join(chr(c) for c, r in enumerate(t) if len(r) == 1 and "0" <= r <= "9")
     dots = "".join(sorted(dot_chars()))
     d, p = f"[{re.escape(digits)}]", f"[{re.escape(dots)}]"
-    return re.compile(p), re.compile(f"(?<={d}){p}(?={d})")
+    return tuple(dots), re.compile(f"(?<={d}){p}(?={d})")
 
 
 def decimal_points(text: str) -> list[int]:
     """Indexes of the dots of ``text`` that the skeleton keeps (right between two digits)."""
-    any_dot, decimal = _decimal_re()
-    if any_dot.search(text) is None:
-        return []
-    return [m.start() for m in decimal.finditer(text)]
+    dots, decimal = _decimal_re()
+    for d in dots:  # a few substring searches: far cheaper than the regex on dot-free text
+        if d in text:
+            return [m.start() for m in decimal.finditer(text)]
+    return []
 
 
 def skeleton(text: str) -> str:
