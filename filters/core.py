@@ -178,7 +178,9 @@ class WordFilter:
     ) -> WordFilter:
         """A NEW filter with the changes applied; ``self`` is left untouched.
 
-        A moderator's change replaces what the key had (it may lower an action). New keys go
+        An added word replaces its own entry (a moderator may lower its action); a word in
+        another form of an existing key (法.轮.功 for 法轮功) merges with it to the strongest
+        action, as lists do. ``remove`` drops the key whatever form names it. New keys go
         to a small overlay automaton, removed keys are simply dropped from the policy maps
         (the automaton may still find them; they are ignored). Past a size threshold the
         result is compacted into one automaton.
@@ -196,7 +198,11 @@ class WordFilter:
             touched.add(k)
         new_keys: list[str] = []
         for e in add:
-            new_keys.append(_add_entry(ents, e, None, None, merge=False))
+            # The same word replaces its entry (a moderator may lower it); another form of the
+            # same key (法.轮.功 for 法轮功) merges to the strongest action like a list does.
+            old = ents.get(normalize_word(e.word))
+            merge = old is not None and old.word != e.word
+            new_keys.append(_add_entry(ents, e, None, None, merge=merge))
         for k, w in _allow_map((w, None, None) for w in allow_add).items():
             allow[k] = w
             new_keys.append(k)
