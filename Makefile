@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Re-install whenever pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Re-install (and rebuild the filter's C extension) whenever these change.
+$(VENV)/.installed: pyproject.toml setup.py filters/_native.c | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filters.core import Verdict, WordFilter
+from filters.engine import ENGINES
 from filters.wordlist import WordListError
 
 __all__ = ["main"]
@@ -45,14 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk = sub.add_parser("check", help="one verdict per stdin line")
     chk.add_argument("--words", nargs="+", required=True, type=Path)
     chk.add_argument("--json", action="store_true")
-    chk.add_argument("--engine", choices=("rs", "pyahocorasick"), default="rs")
+    chk.add_argument("--engine", choices=ENGINES, default="native")
     lint = sub.add_parser("lint", help="clean corpus lines each entry would block")
     lint.add_argument("--words", nargs="+", required=True, type=Path)
     lint.add_argument("--corpus", required=True, type=Path)
     lint.add_argument("--all", action="store_true", help="also list entries with 0 hits")
     args = ap.parse_args(argv)
     try:
-        f = WordFilter.from_paths(*args.words, engine=getattr(args, "engine", "rs"))
+        f = WordFilter.from_paths(*args.words, engine=getattr(args, "engine", "native"))
     except WordListError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

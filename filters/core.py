@@ -1,10 +1,21 @@
 """The compiled, immutable WordFilter: normalise → automaton scan → policy → Verdict.
 
-Per message: ``str.translate`` with the shared table, run collapse, one overlapping
-automaton scan per segment (two skeletons if the text has ASCII letters/digits), then the
-policy (allow-list, doubled entries) on the skeleton-space hits. The decision needs no offset
-map; ``Verdict.matches``/``masked`` map hits back to the original text only when read
-(filters/verdict.py), because on hit-heavy lists that mapping dominated the cost.
+Two implementations of one contract, chosen by ``engine``:
+
+- ``native`` (the default when the C extension is built): ``filters/_native.c`` walks the
+  message once, normalising each character and stepping its own Aho-Corasick automata as it
+  goes. A clean message (most of them) costs one pass and no allocation; only a message
+  where something listed occurs is walked a second time to record offsets and apply the
+  policy. The verdict comes back with original-text offsets already mapped.
+- ``rs`` / ``pyahocorasick`` (and ``native`` without the extension): the pure-Python path
+  below, the reference. ``skeleton`` (one ``str.translate``), then one overlapping scan per
+  segment on the full skeleton (keys with ASCII letters/digits) and on the one without them
+  (the others), then the policy on the skeleton-space hits. ``Verdict.matches``/``masked``
+  map hits back to the original text only when read (filters/verdict.py).
+
+Both read the same policy map (``_pol``: key → allow word, or entry with its strength,
+doubled-character needs and ASCII edges), so they cannot drift apart on policy;
+tests/filters/test_native.py checks they give equal verdicts.
 """
 
 from __future__ import annotations
@@ -13,7 +24,9 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from filters import native
 from filters.engine import Engine, EngineName, build_engine
 from filters.normalize import (
     Runs,
@@ -21,7 +34,7 @@ from filters.normalize import (
     drop_ascii,
     normalize_word,
     run_lengths,
-    table,
+    skeleton,
 )
 from filters.verdict import Hit, Match, Verdict, decide, is_ascii_alnum, materialize
 from filters.wordlist import (
@@ -34,7 +47,6 @@ from filters.wordlist import (
 
 __all__ = ["LiveFilter", "Match", "Verdict", "WordFilter", "default_wordlists_path"]
 
-_ASTRAL_NOISE = re.compile("[\U000e0000-\U000e0fff]+")
 _ASCII_ALNUM = re.compile(r"[a-z0-9]")
 # Any adjacent pair of one non-ASCII character: a cheap search that skips the (slower)
 # collapsing substitution for the ~75% of messages without such a run.
@@ -44,6 +56,12 @@ _ANY_RUN = re.compile(r"([^\x00-\x7f])\1")
 # compacts (one full rebuild) so the overlay scan and the stale keys stay cheap.
 _MAX_OVERLAY = 2000
 _MAX_STALE_FRACTION = 0.10
+
+# key → the allow word (str), or (entry, action strength, run lengths it needs or None,
+# ASCII edges: 1 starts / 2 ends with an ASCII letter/digit, 4 / 8 with a digit; entry word).
+# The C matcher reads the same tuples.
+EntryPolicy = tuple[Entry, int, tuple[int, ...] | None, int, str]
+PolicyItem = str | EntryPolicy
 
 
 def default_wordlists_path() -> Path:
@@ -70,10 +88,38 @@ class _Segment:
         self.cjk: Engine = build_engine(engine_name, self.cjk_keys)
 
 
+def _pol_item(key: str, ents: dict[str, Entry], allow: dict[str, str]) -> PolicyItem | None:
+    w = allow.get(key)
+    if w is not None:
+        return w  # an allow word wins over an entry with the same key
+    e = ents.get(key)
+    if e is None:
+        return None
+    need: tuple[int, ...] | None = run_lengths(e.word)
+    if need is not None and max(need) == 1:
+        need = None
+    edges = 0
+    if is_ascii_alnum(key[0]):
+        edges |= 5 if key[0] <= "9" else 1
+    if is_ascii_alnum(key[-1]):
+        edges |= 10 if key[-1] <= "9" else 2
+    return (e, ACTIONS[e.action], need, edges, e.word)
+
+
+def _policy(ents: dict[str, Entry], allow: dict[str, str]) -> dict[str, PolicyItem]:
+    pol: dict[str, PolicyItem] = {}
+    for key in ents.keys() | allow.keys():
+        item = _pol_item(key, ents, allow)
+        if item is not None:
+            pol[key] = item
+    return pol
+
+
 class WordFilter:
     """An immutable compiled filter. Build with ``from_paths`` / ``from_entries``."""
 
-    __slots__ = ("_allow", "_engine_name", "_entries", "_runs", "_segments", "_version")
+    __slots__ = ("_allow", "_engine_name", "_entries", "_matcher", "_pol", "_segments",
+                 "_version")
 
     def __init__(
         self,
@@ -81,7 +127,7 @@ class WordFilter:
         allow: dict[str, str],
         engine: EngineName,
         segments: tuple[_Segment, ...] | None = None,
-        runs: dict[str, tuple[int, ...]] | None = None,
+        pol: dict[str, PolicyItem] | None = None,
     ) -> None:
         # Private: callers use the classmethods. ``entries``/``allow`` map key → item.
         self._entries = entries
@@ -90,19 +136,19 @@ class WordFilter:
         if segments is None:
             segments = (_Segment(engine, set(entries) | set(allow)),)
         self._segments = segments
-        if runs is None:
-            runs = {}
-            for key, e in entries.items():
-                r = run_lengths(e.word)
-                if max(r) > 1:
-                    runs[key] = r
-        self._runs = runs
+        self._pol = _policy(entries, allow) if pol is None else pol
+        self._matcher: Any = None
+        ext = native.module() if engine == "native" else None
+        if ext is not None:
+            self._matcher = ext.Matcher(tuple(g.asc for g in segments),
+                                        tuple(g.cjk for g in segments), self._pol)
         self._version: str | None = None
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def from_entries(
-        cls, entries: Iterable[Entry], allow: Iterable[str] = (), *, engine: EngineName = "rs"
+        cls, entries: Iterable[Entry], allow: Iterable[str] = (), *,
+        engine: EngineName = "native",
     ) -> WordFilter:
         """Build from entries; words normalising to the same key keep the strongest action."""
         ents: dict[str, Entry] = {}
@@ -111,7 +157,7 @@ class WordFilter:
         return cls(ents, _allow_map((w, None, None) for w in allow), engine)
 
     @classmethod
-    def from_paths(cls, *paths: str | Path, engine: EngineName = "rs") -> WordFilter:
+    def from_paths(cls, *paths: str | Path, engine: EngineName = "native") -> WordFilter:
         """Build from word-list files and/or folders of them (raises WordListError)."""
         located, allow = load_paths(paths)
         ents: dict[str, Entry] = {}
@@ -120,7 +166,7 @@ class WordFilter:
         return cls(ents, _allow_map(allow), engine)
 
     @classmethod
-    def default(cls, *, engine: EngineName = "rs") -> WordFilter:
+    def default(cls, *, engine: EngineName = "native") -> WordFilter:
         return cls.from_paths(default_wordlists_path(), engine=engine)
 
     def with_changes(
@@ -132,45 +178,59 @@ class WordFilter:
     ) -> WordFilter:
         """A NEW filter with the changes applied; ``self`` is left untouched.
 
-        New keys go to a small overlay automaton, removed keys are simply dropped from the
-        policy maps (the automaton may still find them; they are ignored). Past a size
-        threshold the result is compacted into one automaton.
+        An added word replaces its own entry (a moderator may lower its action); a word in
+        another form of an existing key (法.轮.功 for 法轮功) merges with it to the strongest
+        action, as lists do. ``remove`` drops the key whatever form names it. New keys go
+        to a small overlay automaton, removed keys are simply dropped from the policy maps
+        (the automaton may still find them; they are ignored). Past a size threshold the
+        result is compacted into one automaton.
         """
         ents = dict(self._entries)
         allow = dict(self._allow)
+        touched: set[str] = set()
         for w in remove:
-            ents.pop(normalize_word(w), None)
+            k = normalize_word(w)
+            ents.pop(k, None)
+            touched.add(k)
         for w in allow_remove:
-            allow.pop(normalize_word(w), None)
-        runs = dict(self._runs)
+            k = normalize_word(w)
+            allow.pop(k, None)
+            touched.add(k)
         new_keys: list[str] = []
         for e in add:
-            key = _add_entry(ents, e, None, None, merge=False)
-            new_keys.append(key)
-            r = run_lengths(e.word)
-            if max(r) > 1:
-                runs[key] = r
-            else:
-                runs.pop(key, None)
+            # The same word replaces its entry (a moderator may lower it); another form of the
+            # same key (法.轮.功 for 法轮功) merges to the strongest action like a list does.
+            old = ents.get(normalize_word(e.word))
+            merge = old is not None and old.word != e.word
+            new_keys.append(_add_entry(ents, e, None, None, merge=merge))
         for k, w in _allow_map((w, None, None) for w in allow_add).items():
             allow[k] = w
             new_keys.append(k)
-        runs = {k: v for k, v in runs.items() if k in ents}
+        touched.update(new_keys)
+        # Copying the policy map and patching the touched keys keeps a one-word edit at a
+        # few milliseconds on the default lists (rebuilding it is ~10x that).
+        pol = dict(self._pol)
+        for k in touched:
+            item = _pol_item(k, ents, allow)
+            if item is None:
+                pol.pop(k, None)
+            else:
+                pol[k] = item
         base = self._segments[0]
-        overlay = set(self._segments[1].keys) if len(self._segments) > 1 else set()
-        overlay.update(k for k in new_keys if k not in base.keyset)
-        live = set(ents) | set(allow)
+        old_overlay = set(self._segments[1].keys) if len(self._segments) > 1 else set()
+        overlay = old_overlay | {k for k in new_keys if k not in base.keyset}
+        live = set(pol)
         overlay &= live
         stale = len(base.keyset - live)
         if len(overlay) > _MAX_OVERLAY or stale > _MAX_STALE_FRACTION * max(len(live), 1000):
-            return WordFilter(ents, allow, self._engine_name, runs=runs)
-        if overlay == (set(self._segments[1].keys) if len(self._segments) > 1 else set()):
+            return WordFilter(ents, allow, self._engine_name, pol=pol)
+        if overlay == old_overlay:
             segments = self._segments  # only policy changed: reuse the automata as they are
         elif overlay:
             segments = (base, _Segment(self._engine_name, overlay))
         else:
             segments = (base,)
-        return WordFilter(ents, allow, self._engine_name, segments, runs)
+        return WordFilter(ents, allow, self._engine_name, segments, pol)
 
     # ---- inspection -----------------------------------------------------------------------
     def entries(self) -> list[Entry]:
@@ -182,6 +242,11 @@ class WordFilter:
     @property
     def engine(self) -> EngineName:
         return self._engine_name
+
+    @property
+    def accelerated(self) -> bool:
+        """True if checks run in the C extension (engine ``native`` and the extension built)."""
+        return self._matcher is not None
 
     @property
     def version(self) -> str:
@@ -203,15 +268,22 @@ class WordFilter:
     def __repr__(self) -> str:
         return (
             f"<WordFilter {len(self)} entries, {len(self._allow)} allow, "
-            f"engine={self._engine_name}, segments={len(self._segments)}>"
+            f"engine={self._engine_name}, segments={len(self._segments)}, "
+            f"accelerated={self.accelerated}>"
         )
 
     # ---- matching -------------------------------------------------------------------------
     def check(self, text: str) -> Verdict:
         """The verdict for one message. Never raises for any ``str``."""
-        s = text.translate(table())
-        if _ASTRAL_NOISE.search(s):
-            s = _ASTRAL_NOISE.sub("", s)
+        m = self._matcher
+        if m is not None:
+            found = m.check(text)
+            return Verdict.clean(text) if found is None else Verdict.found(text, found)
+        return self.check_pure(text)
+
+    def check_pure(self, text: str) -> Verdict:
+        """The pure-Python path (the reference the C extension is tested against)."""
+        s = skeleton(text)
         hits: list[Hit] = []
         if _ASCII_ALNUM.search(s) is None:
             eager = self._gather(s, False, 0, hits)  # no ASCII key can occur
@@ -223,7 +295,7 @@ class WordFilter:
         if not hits:
             return Verdict.clean(text)
         if eager:
-            return decide(materialize(text, hits, s), text)
+            return decide(materialize(text, hits), text)
         top = max(ACTIONS[h[3].action] for h in hits)
         first: Entry | None = None
         for h in hits:
@@ -234,11 +306,9 @@ class WordFilter:
                 elif e.category != first.category:
                     # Equal strength, different categories: the first in the ORIGINAL text
                     # wins, which only the offsets can tell.
-                    return decide(materialize(text, hits, s), text)
+                    return decide(materialize(text, hits), text)
         assert first is not None
-        return Verdict.lazy(
-            first.action == "block", first.action, first.category, text, hits, s
-        )
+        return Verdict.lazy(first.action == "block", first.action, first.category, text, hits)
 
     def scan(self, text: str) -> tuple[Match, ...]:
         return self.check(text).matches
@@ -251,9 +321,8 @@ class WordFilter:
         ends with an ASCII letter/digit): the caller materialises the verdict then.
         """
         c = collapse_runs(u) if _ANY_RUN.search(u) else u
-        allow = self._allow
-        ents = self._entries
-        cands: list[Hit] = []
+        pol = self._pol
+        cands: list[tuple[Hit, EntryPolicy]] = []
         allows: list[tuple[int, int]] = []
         for seg in self._segments:
             if ascii_keys:
@@ -262,28 +331,29 @@ class WordFilter:
                 found, keys = seg.cjk.scan(c), seg.cjk_keys
             for idx, a, b in found:
                 key = keys[idx]
-                if key in allow:
+                p = pol.get(key)
+                if p is None:
+                    continue  # removed; the shared automaton still knows it
+                if isinstance(p, str):
                     allows.append((a, b))
-                    continue
-                e = ents.get(key)
-                if e is not None:
-                    cands.append((a, b, key, e, which))
+                else:
+                    cands.append(((a, b, key, p[0], which), p))
         if not cands:
             return False
         runs: Runs | None = None
         eager = False
-        for h in cands:
-            a, b, key = h[0], h[1], h[2]
+        for h, p in cands:
+            a, b = h[0], h[1]
             # An allow word occurrence containing the hit suppresses it (按摩椅 ⊃ 按摩).
             if allows and any(x <= a and b <= y for x, y in allows):
                 continue
-            need = self._runs.get(key)
+            need = p[2]
             if need is not None:
                 if runs is None:
                     runs = Runs(u)
                 if any(runs.run(a + i) < n for i, n in enumerate(need)):
                     continue  # 妈妈的 needs two 妈 in the text, 妈的 is not enough
-            if ascii_keys and (is_ascii_alnum(key[0]) or is_ascii_alnum(key[-1])):
+            if p[3]:
                 eager = True
             out.append(h)
         return eager

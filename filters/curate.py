@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -73,6 +74,24 @@ _TLDS = frozenset(
      "ws", "la", "in", "co", "io"]
 )
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+# Insults aimed at a person: such an entry is `abuse` even in a porn list and even when its
+# words are sexual (操你妈, 婊子养的); `porn` keeps sexual content (骚逼喷水, 操逼, 一夜情).
+_INSULT = re.compile(
+    "傻逼|傻b|傻屄|傻比|傻x|煞笔|煞逼|你妈|尼玛|妈逼|妈了个|(?<!妈)妈的|婊子|"
+    "操你|草你|日你|擦你|肏你|干你(?:妈|娘|全家|祖宗|大爷)|狗日|狗娘|王八蛋|杂种|"
+    "贱人|贱b|贱比|贱货|死逼|"
+    "(?<![a-z])(?:sb|nmsl|cnm|tmd|nmb)(?![a-z])"
+)
+
+
+def _shape(word: str) -> str:
+    """NFKC, casefold, spaces gone: the written form, dots kept (domains, decimals)."""
+    return "".join(unicodedata.normalize("NFKC", word).casefold().split())
+
+
+def _is_insult(word: str) -> bool:
+    return _INSULT.search(_shape(word)) is not None
 
 DROP_FREQ = 5000  # jieba frequency: an everyday word even as a flag
 REVIEW_FREQ = 1000  # common enough that blocking it hurts: flag for review only
@@ -162,12 +181,17 @@ def curate(source: Path, log: list[str]) -> dict[str, list[Entry]]:
         key = normalize_word(word)
         if len(key) < 2:
             return  # noise-only or single character: matches far too much
-        if _DOMAIN.fullmatch(key):
-            if key.rsplit(".", 1)[-1] not in _TLDS or key.count(".") < 1 or len(key) < 6:
+        # The key has lost its dots (noise unless between digits): judge domains by shape.
+        shape = _shape(word)
+        if _DOMAIN.fullmatch(shape):
+            if shape.rsplit(".", 1)[-1] not in _TLDS or len(shape) < 6:
                 return  # bare domain fragment
             cat, action = "urls", "review"
-        elif "." in key and _ASCII_WORD.search(key):
+        elif "." in shape and _ASCII_WORD.search(shape):
             return  # half a domain ("www.", "qq.c"): a fragment
+        elif _is_insult(word):
+            # A plain insult is abuse whichever list it came from (wordlists/README.md).
+            cat = "abuse"
         if key.isdigit() and len(key) < 6:
             return
         old = candidates.get(key)

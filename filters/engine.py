@@ -2,6 +2,10 @@
 
 An engine is built from a list of distinct non-empty patterns and reports matches as
 ``(pattern_index, start, end)`` in code points of the scanned string.
+
+``native`` is the C extension's automaton (filters/_native.c). A filter built with it checks
+messages in C end to end; where the extension is not built, ``native`` falls back to
+ahocorasick_rs and the pure-Python path, with the same verdicts.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-__all__ = ["Engine", "EngineName", "build_engine"]
+__all__ = ["ENGINES", "Engine", "EngineName", "build_engine"]
 
-EngineName = Literal["rs", "pyahocorasick"]
+EngineName = Literal["native", "rs", "pyahocorasick"]
+ENGINES: tuple[EngineName, ...] = ("native", "rs", "pyahocorasick")
 
 
 class Engine(Protocol):
@@ -33,6 +38,15 @@ class _Empty:
 
 
 def build_engine(name: EngineName, patterns: Sequence[str]) -> Engine:
+    if name == "native":
+        from filters import native
+
+        ext = native.module()
+        if ext is not None:
+            # Always a real automaton, even empty: the C matcher takes only its own type.
+            engine: Engine = ext.Automaton(patterns)
+            return engine
+        name = "rs"
     if not patterns:
         return _Empty()
     if name == "rs":
@@ -43,4 +57,4 @@ def build_engine(name: EngineName, patterns: Sequence[str]) -> Engine:
         from filters.engine_pyahocorasick import PyAhoCorasickEngine
 
         return PyAhoCorasickEngine(patterns)
-    raise ValueError(f"unknown engine {name!r} (expected 'rs' or 'pyahocorasick')")
+    raise ValueError(f"unknown engine {name!r} (expected 'native', 'rs' or 'pyahocorasick')")

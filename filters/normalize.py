@@ -2,8 +2,15 @@
 
 The table maps every code point below ``TABLE_LIMIT`` to its *skeleton* form:
 NFKC, then casefold, then OpenCC's traditional→simplified per character; noise characters
-(format, control, combining marks, spaces, punctuation, symbols, emoji parts) map to ``""``.
-Sentence breakers (``BREAKERS``) are kept, so skipping noise never joins two sentences.
+(format, control, combining marks, spaces, line breaks, punctuation, symbols, emoji parts) map
+to ``""``. The one exception is a decimal point: a dot (``.``, ``．``, ``﹒``) standing right
+between two characters that are digits (3.5, 1.99, v1.2: nothing else between) becomes ``.``
+in the skeleton; every other dot is noise. So ``法.轮.功`` and ``出!售!炸!药`` lose their
+separators, ``1-.9`` is ``19``, but a decimal never turns into another number (``6.4`` is not
+``64``). Sentence
+punctuation is noise like any other: evaders use ``.`` and ``!`` exactly because a filter that
+stops at them lets ``法.轮.功`` through, and a listed word that really spans two sentences is
+rare (the held-out block-rate figures in wordlists/README.md measure it).
 The table is built once per process (about 0.3 s) and shared by every filter.
 """
 
@@ -17,11 +24,13 @@ import unicodedata
 from functools import lru_cache
 
 __all__ = [
-    "BREAKERS",
+    "DECIMAL",
     "TABLE_LIMIT",
     "Runs",
     "Skeleton",
     "collapse_runs",
+    "decimal_points",
+    "dot_chars",
     "drop_ascii",
     "is_invisible",
     "normalize_word",
@@ -35,8 +44,8 @@ __all__ = [
 # per unmapped character). Planes 0-2 cover CJK, emoji and the compatibility blocks.
 TABLE_LIMIT = 0x30000
 
-# Kept as-is: a match never spans one of these (after NFKC: ！→!, ？→?, ；→;, ｡→。).
-BREAKERS = frozenset("\n\r\v\f\x85\u2028\u2029.!?;。")
+# What a decimal point becomes in the skeleton (the only punctuation a skeleton holds).
+DECIMAL = "."
 
 _NOISE_CATEGORIES = frozenset(
     {"Cc", "Cf", "Cs", "Mn", "Me", "Zs", "Zl", "Zp",
@@ -49,11 +58,12 @@ _ASTRAL_NOISE = re.compile("[\U000e0000-\U000e0fff]+")
 # Repeated non-ASCII characters collapse to one (傻傻傻逼 → 傻逼); ASCII runs are kept
 # because ASCII words legitimately double letters (qq, google).
 _RUNS = re.compile(r"([^\x00-\x7f])\1+")
-_ASCII_ALNUM = re.compile(r"[a-z0-9]+")
+# What the second skeleton drops: ASCII letters and digits, and the decimal points between.
+_ASCII_ALNUM = re.compile(r"[a-z0-9.]+")
 
 
 def _is_noise(ch: str) -> bool:
-    return ch not in BREAKERS and unicodedata.category(ch) in _NOISE_CATEGORIES
+    return unicodedata.category(ch) in _NOISE_CATEGORIES
 
 
 def is_invisible(ch: str) -> bool:
@@ -95,9 +105,47 @@ def table() -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def dot_chars() -> frozenset[str]:
+    """Characters that are a full stop and nothing else after NFKC (., ．, ﹒, ․)."""
+    return frozenset(
+        chr(c) for c in range(TABLE_LIMIT)
+        if not 0xD800 <= c < 0xE000 and unicodedata.normalize("NFKC", chr(c)) == DECIMAL
+    )
+
+
+@lru_cache(maxsize=1)
+def _decimal_re() -> tuple[tuple[str, ...], re.Pattern[str]]:
+    t = table()
+    digits = "".join(chr(c) for c, r in enumerate(t) if len(r) == 1 and "0" <= r <= "9")
+    dots = "".join(sorted(dot_chars()))
+    d, p = f"[{re.escape(digits)}]", f"[{re.escape(dots)}]"
+    return tuple(dots), re.compile(f"(?<={d}){p}(?={d})")
+
+
+def decimal_points(text: str) -> list[int]:
+    """Indexes of the dots of ``text`` that the skeleton keeps (right between two digits)."""
+    dots, decimal = _decimal_re()
+    for d in dots:  # a few substring searches: far cheaper than the regex on dot-free text
+        if d in text:
+            return [m.start() for m in decimal.finditer(text)]
+    return []
+
+
 def skeleton(text: str) -> str:
     """The skeleton before runs are collapsed (what `check` translates every message to)."""
-    s = text.translate(table())
+    t = table()
+    points = decimal_points(text)
+    if points:
+        pieces = []
+        start = 0
+        for p in points:
+            pieces.append(text[start:p].translate(t))
+            start = p + 1
+        pieces.append(text[start:].translate(t))
+        s = DECIMAL.join(pieces)
+    else:
+        s = text.translate(t)
     if _ASTRAL_NOISE.search(s):
         s = _ASTRAL_NOISE.sub("", s)
     return s
@@ -112,6 +160,7 @@ def collapse_runs(s: str) -> str:
 
 
 def drop_ascii(s: str) -> str:
+    """The second skeleton: ``s`` (a skeleton) without ASCII letters, digits and dots."""
     return _ASCII_ALNUM.sub("", s)
 
 
@@ -206,8 +255,8 @@ def _len_table() -> list[str]:
 
 
 _BEYOND_TABLE = re.compile("[^\x00-\x7f]")
-# ASCII letters/digits → NUL, anything else unchanged: a keep-mask for the no-ASCII skeleton.
-_ALNUM_TO_NUL = {ord(c): "\x00" for c in "abcdefghijklmnopqrstuvwxyz0123456789"}
+# ASCII letters/digits/dots → NUL, anything else unchanged: a keep-mask for the second skeleton.
+_ALNUM_TO_NUL = {ord(c): "\x00" for c in "abcdefghijklmnopqrstuvwxyz0123456789."}
 
 
 def _beyond_len(m: re.Match[str]) -> str:
@@ -215,19 +264,20 @@ def _beyond_len(m: re.Match[str]) -> str:
     return "\x00" if 0xE0000 <= ord(m.group()) <= 0xE0FFF else "\x01"
 
 
-def skeleton_map(text: str, *, no_ascii: bool = False, skel: str | None = None) -> Skeleton:
+def skeleton_map(text: str, *, no_ascii: bool = False) -> Skeleton:
     """Rebuild the skeleton keeping offsets (only when a caller wants original offsets).
 
     Must produce exactly ``collapse_runs(skeleton(text))`` (or its ``drop_ascii`` variant).
     All bulk work is C-level (translate, compress, repeat), because hit-heavy lists come
-    here for most messages whose matches are read. ``skel``: ``skeleton(text)`` if the caller
-    already has it.
+    here for most messages whose matches are read.
     """
-    s = skeleton(text) if skel is None else skel
+    s = skeleton(text)
     lens = text.translate(_len_table())
     if not lens.isascii():
         lens = _BEYOND_TABLE.sub(_beyond_len, lens)
-    counts = lens.encode("ascii")
+    counts = bytearray(lens.encode("ascii"))
+    for p in decimal_points(text):
+        counts[p] = 1
     if len(s) == len(counts) - counts.count(0):
         idx = list(itertools.compress(range(len(counts)), counts))
     else:

@@ -107,3 +107,24 @@ def test_shipped_allow_words_suppress_block_and_mask_matches() -> None:
     assert f.check("发个自拍给我").blocked
     assert not f.check("页面上可 查 看订单，大学运动会也有").matches
     assert f.check("学运").action == "mask"
+
+
+def test_plain_insults_are_abuse_not_porn() -> None:
+    f = WordFilter.from_paths(default_wordlists_path())
+    cats = {e.word: e.category for e in f.entries()}
+    for w in ("傻逼", "傻b", "煞笔", "操你妈", "婊子", "狗日的", "贱人", "sb"):
+        assert cats.get(w) == "abuse", w
+    for w in ("骚逼喷水", "操逼"):
+        assert cats.get(w) == "porn", w
+    assert f.check("你个傻逼").category == "abuse"
+
+
+def test_forms_with_equal_keys_merge_to_the_strongest_action(tmp_path: Path) -> None:
+    p = tmp_path / "w.txt"
+    p.write_text("@action mask\n法.轮.功\n@action block\n法轮功\n@action review\n法 轮 功\n",
+                 encoding="utf-8")
+    f = WordFilter.from_paths(p)
+    assert len(f) == 1 and f.entries()[0].action == "block"
+    for text in ("法.轮.功", "法轮功", "法 轮 功"):
+        assert f.check(text).blocked, text
+    assert WordFilter.from_paths(default_wordlists_path()).check("法.轮.功").blocked

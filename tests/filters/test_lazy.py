@@ -25,9 +25,9 @@ ENTRIES = [
 ]
 FILTERS = [
     WordFilter.from_entries(ENTRIES, allow=["按摩椅", "qq号"], engine=e)
-    for e in ("rs", "pyahocorasick")
+    for e in ("native", "rs", "pyahocorasick")
 ]
-# Entry characters plus the noise, expansions (ﬁ, ㏂ → a.m.), breakers and invisibles that
+# Entry characters plus the noise, expansions (ﬁ, ㏂ → am), dots and invisibles that
 # move skeleton offsets away from original ones.
 ALPHABET = "傻逼习近平按摩椅妈的群qQvVxXm1fi ．.,*\u200b😀ﬁ㏂…\U000e0020號\u0301"
 

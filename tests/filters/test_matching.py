@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters import Entry, WordFilter
+from filters import Entry, WordFilter, default_wordlists_path
 
 ENTRIES = [
     Entry("傻逼", "abuse", "block"),
@@ -16,7 +16,10 @@ ENTRIES = [
 ]
 
 
-@pytest.fixture(params=["rs", "pyahocorasick"])
+DEFAULT = WordFilter.from_paths(default_wordlists_path())
+
+
+@pytest.fixture(params=["native", "rs", "pyahocorasick"])
 def f(request: pytest.FixtureRequest) -> WordFilter:
     return WordFilter.from_entries(ENTRIES, allow=["按摩椅"], engine=request.param)
 
@@ -78,9 +81,40 @@ def test_doubled_entry_needs_its_doubles(f: WordFilter) -> None:
     assert [m.word for m in f.scan("妈妈妈的")] == ["妈妈的"]
 
 
-@pytest.mark.parametrize("text", ["傻。逼", "傻\n逼", "傻!逼", "傻？逼", "傻.逼", "傻；逼"])
-def test_sentence_breaks_stop_matches(f: WordFilter, text: str) -> None:
-    assert not f.scan(text)
+@pytest.mark.parametrize(
+    "text",
+    ["傻。逼", "傻\n逼", "傻!逼", "傻？逼", "傻.逼", "傻；逼", "傻！!。.逼", "傻…逼", "傻．逼"],
+)
+def test_sentence_punctuation_is_noise_too(f: WordFilter, text: str) -> None:
+    # Evaders use . and ! because a filter that stops at them lets 法.轮.功 through.
+    v = f.check(text)
+    assert v.blocked and spans(f, text) == [(0, len(text), "傻逼")]
+
+
+def test_dots_and_exclamation_marks_between_every_character() -> None:
+    g = WordFilter.from_entries([Entry("法轮功"), Entry("出售炸药")])
+    for text in ("法.轮.功", "出!售!炸!药", "法。轮！功", "出 .!售,.炸-!药", "法...轮...功"):
+        assert g.check(f"你看{text}吧").blocked, text
+
+
+@pytest.mark.parametrize(
+    "text", ["哈哈!!!", "版本v1.2.3好用", "价格9.9元", "3.5折", "访问https://www.example.com/a.html",
+             "评分6.4分", "1.99美元"]
+)
+def test_ordinary_punctuation_stays_clean(text: str) -> None:
+    g = WordFilter.from_entries(
+        [Entry("哈哈哈哈"), Entry("64"), Entry("99"), Entry("35"), Entry("123"), Entry("comaht")]
+    )
+    assert not g.check(text).matches, text
+    assert not DEFAULT.check(text).blocked, text
+
+
+def test_a_decimal_point_keeps_its_digits_apart() -> None:
+    g = WordFilter.from_entries([Entry("64"), Entry("v12")])
+    assert not g.scan("6.4") and not g.scan("6．4") and g.scan("v.1.2") == ()
+    # Only a dot right between two digits is a decimal point; 6 . 4 and 6-.4 are evasions.
+    assert g.scan("64") and g.scan("6 4") and g.scan("6 . 4") and g.scan("6-.4")
+    assert g.scan("v1 2") and g.scan("v.12")
 
 
 @pytest.mark.parametrize("text", ["aqq", "qqa", "vxyz", "hivx", "qq2"])

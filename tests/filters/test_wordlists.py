@@ -155,3 +155,16 @@ def test_default_path_loads() -> None:
     f = WordFilter.from_paths(default_wordlists_path())
     assert len(f) > 5000
     assert f.check("操你妈").blocked or f.check("傻逼").blocked
+
+
+def test_live_edit_in_another_form_merges_to_the_strongest_action() -> None:
+    base = WordFilter.from_entries([Entry("法轮功", "politics", "block")])
+    dotted = base.with_changes(add=[Entry("法.轮.功", "misc", "mask")])
+    assert dotted.check("法.轮.功").blocked and dotted.check("法轮功").category == "politics"
+    stronger = WordFilter.from_entries([Entry("法轮功", "politics", "mask")]).with_changes(
+        add=[Entry("法 轮 功", "politics", "block")])
+    assert stronger.check("法轮功").blocked
+    # The same word is the moderator's own decision: it may lower the action.
+    lowered = base.with_changes(add=[Entry("法轮功", "politics", "review")])
+    assert lowered.check("法.轮.功").action == "review"
+    assert not base.with_changes(remove=["法.轮.功"]).scan("法轮功")
