@@ -39,6 +39,7 @@ from filters.normalize import (
 from filters.verdict import Hit, Match, Verdict, decide, is_ascii_alnum, materialize
 from filters.wordlist import (
     ACTIONS,
+    MERGE_ORDER,
     Entry,
     WordListError,
     check_entry,
@@ -367,7 +368,7 @@ def _add_entry(
     if not key:
         raise WordListError(path, line, f"entry {e.word!r} is empty after normalisation")
     old = ents.get(key)
-    if not merge or old is None or ACTIONS[e.action] > ACTIONS[old.action]:
+    if not merge or old is None or MERGE_ORDER[e.action] > MERGE_ORDER[old.action]:
         ents[key] = e
     return key
 

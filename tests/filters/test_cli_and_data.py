@@ -128,3 +128,8 @@ def test_forms_with_equal_keys_merge_to_the_strongest_action(tmp_path: Path) -> 
     for text in ("法.轮.功", "法轮功", "法 轮 功"):
         assert f.check(text).blocked, text
     assert WordFilter.from_paths(default_wordlists_path()).check("法.轮.功").blocked
+    # Without a block: review beats mask (block > review > mask), whichever comes first.
+    for order in (("mask", "review"), ("review", "mask")):
+        p.write_text(f"@action {order[0]}\n约.炮\n@action {order[1]}\n约炮\n", encoding="utf-8")
+        [entry] = WordFilter.from_paths(p).entries()
+        assert entry.action == "review", order
