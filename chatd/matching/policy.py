@@ -122,8 +122,8 @@ class Prefs:
         ``None``/missing prefs mean "anyone". Raises ``ValueError`` with a message fit
         for the client on anything else (unknown keys, wrong types, out-of-range ages).
         """
-        if obj is None:
-            return cls()
+        if obj is None or obj == {}:
+            return _ANYONE  # immutable: one shared instance for the common case
         if not isinstance(obj, dict):
             raise ValueError("prefs must be an object")
         unknown = sorted(repr(k) for k in obj if k not in _PREF_KEYS)
@@ -168,11 +168,16 @@ class Prefs:
         return not (self.age_max is not None and (age is None or age > self.age_max))
 
 
+_ANYONE = Prefs()
+
+
 @dataclass(frozen=True)
 class Seeker:
     """A user waiting for a 1:1 match. ``since`` is when they started waiting.
 
     ``blocked`` holds the ids this user blocked; blocks are honoured in both directions.
+    ``nickname`` is what the partner is shown (as of joining the queue); the policy
+    ignores it.
     """
 
     user_id: UserId
@@ -182,6 +187,7 @@ class Seeker:
     prefs: Prefs
     since: float
     blocked: frozenset[UserId] = frozenset()
+    nickname: str = ""
 
 
 @dataclass(frozen=True)
