@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from bench.wire import Conn, ReplyError, connect
 
-__all__ = ["Plan", "planned_tags", "run_worker"]
+__all__ = ["Plan", "planned_tags", "run_worker", "zipf_tags"]
 
 _ns = time.monotonic_ns
 REGISTER_PASSWORD = "bench-password-1"
@@ -44,13 +44,31 @@ class Plan:
     register: bool = True
     phone_base: int = 13900000000
     connect_concurrency: int = 256
-    match_timeout: float = 30.0
+    match_timeout: float = 30.0  # after the last match.start
+    match_rate: float | None = None  # match.start per second, evenly spaced; None: all at once
+    zipf_tags: int = 0  # > 0: 1-3 interests each from the first N tags, Zipf-distributed
     cpus: list[int] | None = None
+
+
+def zipf_tags(catalog: list[str], n: int, g: int) -> list[str]:
+    """1-3 distinct interests of user ``g`` (a global index: the seeder and every generator
+    process agree) from the first ``n`` tags, tag ``k`` drawn with weight ``1 / (k + 1)``."""
+    rng = random.Random(g)
+    pool = catalog[:n]
+    weights = [1.0 / (k + 1) for k in range(len(pool))]
+    want = min(rng.randint(1, 3), len(pool))
+    tags: set[str] = set()
+    while len(tags) < want:
+        tags.add(rng.choices(pool, weights)[0])
+    return sorted(tags)
 
 
 def planned_tags(catalog: list[str], p: Plan, i: int) -> tuple[list[str], str | None]:
     """Interests of connection ``i`` of a process: two tags shared by the whole process (every
-    pair is a strong match at once) and its group's tag; no two processes share a tag."""
+    pair is a strong match at once) and its group's tag; no two processes share a tag.
+    With ``zipf_tags``: Zipf-drawn tags (see :func:`zipf_tags`) and no group."""
+    if p.zipf_tags:
+        return zipf_tags(catalog, p.zipf_tags, p.offset + i), None
     match = p.group_share < 1.0
     groups = catalog[2 * p.workers + p.worker::p.workers] if p.group_share > 0 else []
     need = -(-p.conns // p.group_size) if groups else 0
@@ -72,8 +90,9 @@ class Worker:
         self.at_ms = array("q")  # receipt time since the chat phase began, milliseconds
         self.sent = self.acked = self.delivered = self.expected = self.skipped = 0
         self.matched = self.unmatched = 0
-        self.match_at: list[float] = []  # perf_counter of each match.found
+        self.match_waits: list[float] = []  # each match.found: seconds since its match.start
         self.match_start = 0.0
+        self.match_started: dict[str, float] = {}  # user -> own match.start (steady arrivals)
         self.running = False
         self.t0 = _ns()
         self.members: Counter[str] = Counter()  # group conv -> online members here
@@ -97,7 +116,8 @@ class Worker:
             self.lat_us.append((now - int(ts)) // 1000)
             self.at_ms.append((now - self.t0) // 1_000_000)
         elif t == "match.found":
-            self.match_at.append(time.perf_counter())
+            at = self.match_started.get(conn.user, self.match_start)
+            self.match_waits.append(time.perf_counter() - at)
             fut = self.match_waiters.pop(conn.user, None)
             if fut is not None and not fut.done():
                 fut.set_result(obj["conv"])
@@ -230,8 +250,11 @@ class Worker:
             self.match_waiters[conn.user] = loop.create_future()
         futs = {conn: self.match_waiters[conn.user] for conn in self.conns}
         self.match_start = time.perf_counter()
-        await asyncio.gather(*(c.call("match.start") for c in self.conns),
-                             return_exceptions=True)
+        if self.plan.match_rate:
+            await self._arrive(self.plan.match_rate)
+        else:
+            await asyncio.gather(*(c.call("match.start") for c in self.conns),
+                                 return_exceptions=True)
         done, _ = await asyncio.wait(futs.values(), timeout=self.plan.match_timeout)
         for conn, fut in futs.items():
             if fut in done:
@@ -242,6 +265,22 @@ class Worker:
                 self.match_waiters.pop(conn.user, None)
                 self.unmatched += 1
                 conn.send({"t": "match.cancel"})
+
+    async def _arrive(self, rate: float) -> None:
+        """A steady stream: connection ``k`` sends ``match.start`` at ``k / rate`` seconds."""
+        def replied(reply: dict[str, Any]) -> None:
+            if reply.get("t") != "ok":
+                self.errors[f"match.start:{reply.get('code')}"] += 1
+
+        for k, conn in enumerate(self.conns):
+            delay = self.match_start + k / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.match_started[conn.user] = time.perf_counter()
+            try:
+                conn.send({"t": "match.start"}, replied)
+            except ConnectionError:
+                self.errors["match.start:closed"] += 1
 
     # --- the chat phase ----------------------------------------------------------------------
 
@@ -306,7 +345,7 @@ class Worker:
             "connect_s": connect_s, "sent": self.sent, "acked": self.acked,
             "delivered": self.delivered, "expected": self.expected, "skipped": self.skipped,
             "matched": self.matched,
-            "match_s": sorted(t - self.match_start for t in self.match_at),
+            "match_s": sorted(self.match_waits),
             "unmatched": self.unmatched,
             "errors": dict(self.errors), "cpu_s": cpu, "wall_s": wall,
             "lat_us": self.lat_us.tobytes(), "at_ms": self.at_ms.tobytes(),

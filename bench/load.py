@@ -59,6 +59,7 @@ def split(plan: Plan, procs: int) -> list[Plan]:
         plans.append(replace(
             plan, conns=hi - lo, offset=plan.offset + lo, worker=k, workers=procs,
             senders=senders, rate=None if plan.rate is None else plan.rate / procs,
+            match_rate=None if plan.match_rate is None else plan.match_rate / procs,
             accounts=plan.accounts[lo:hi]))
     return plans
 

@@ -28,7 +28,6 @@ from chatd.datadir import DataDirClaim
 from chatd.errors import RateLimited
 from chatd.hub import Conn, Hub
 from chatd.ids import ConvId
-from chatd.matching import MatchConfig
 from chatd.metrics import Metrics
 from chatd.node import Node
 from chatd.protocol import OpTable, Request
@@ -36,7 +35,7 @@ from chatd.services.accounts import AccountService
 from chatd.services.campaigns import CampaignService
 from chatd.services.chat import ChatService
 from chatd.services.contacts import ContactPresence
-from chatd.services.matching import MatchService
+from chatd.services.matching import MatchService, match_config
 from chatd.services.moderation import ModerationService
 from chatd.services.ops import BoundOp, Call, Reply, bind_ops
 from chatd.services.privacy import PrivacyService
@@ -93,10 +92,7 @@ class App:
                                        text, read_secret(config.data_dir),
                                        counters=self.counters, verifier=self.verifier)
         self.chat = ChatService(config, self.store, self.node, text, self.catalog)
-        self.matching = MatchService(MatchConfig(
-            any_shared_after=config.match_any_shared_after,
-            random_after=config.match_random_after,
-            recent_pair_hours=config.match_recent_pair_hours), self.store, self.node, queue)
+        self.matching = MatchService(match_config(config), self.store, self.node, queue)
         self.words = WordLists(self.store, self.live_filter, base_filter, self.node,
                                config.wordlist_poll_interval,
                                on_reload=lambda result: self.metrics.filter_reloads.labels(

@@ -85,7 +85,8 @@ class Config:
     max_post_chars: int = 2000
     search_history_keep: int = 100
     # Matching
-    match_any_shared_after: float = 10.0
+    match_any_shared_after: float = 3.0
+    match_hold_pool: int = 200
     match_random_after: float = 30.0
     match_recent_pair_hours: float = 24.0
     # Scale-out
@@ -189,7 +190,10 @@ SETTINGS_HELP: dict[str, str] = {
     "wordlist_poll_interval": "seconds between two checks of the stored word-list version",
     "max_post_chars": "longest status post in characters",
     "search_history_keep": "queries kept per user in the search history",
-    "match_any_shared_after": "seconds of waiting before any shared tag is enough",
+    "match_any_shared_after": "seconds a newcomer holds out for a strong pair while the queue "
+                              "is busy (otherwise any shared tag is enough at once)",
+    "match_hold_pool": "users entering the match queue within match_any_shared_after seconds "
+                       "that make it busy (0: always busy)",
     "match_random_after": "seconds of waiting before a random compatible partner is allowed",
     "match_recent_pair_hours": "hours during which two users who met are not matched again",
     "broker": "memory (one node) or redis",
@@ -321,7 +325,7 @@ def _validate(c: Config) -> None:
                  "user_sms_per_hour", "user_searches_per_minute"):
         if getattr(c, name) < 1:
             raise bad(name, "must be at least 1")
-    for name in ("shutdown_grace", "presence_grace"):
+    for name in ("shutdown_grace", "presence_grace", "match_hold_pool"):
         if getattr(c, name) < 0:
             raise bad(name, "must not be negative")
     if c.sms_resend_interval < 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import http
 import itertools
 import json
@@ -411,6 +412,12 @@ async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     server = ChatServer(config)
     await server.start()
+    # What start-up built (word lists, catalog, modules) lives as long as the process: out of
+    # the collector's sight. And young collections rarer: in a burst of 10,000 match.start,
+    # collections were half the loop's time (bench.matching: drain 2.5 s -> 1.7 s).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,3 +40,13 @@ def test_groups_deliver_to_every_other_member(node: ServerProc) -> None:
     assert s["sent"] == s["acked"] > 0
     # Each group message reaches the two other members of its group of three.
     assert s["delivered"] == s["expected"] == 2 * s["acked"]
+
+
+def test_steady_match_arrivals_each_timed_from_its_own_start(node: ServerProc) -> None:
+    # bench.matching's steady run in small: match.start spread over 0.5 s, one tag for all.
+    s = run_load(Plan(urls=[node.url], conns=10, offset=200, duration=0.1, window=0,
+                      match_rate=20.0, zipf_tags=1, match_timeout=5.0), quiet=True)
+    assert s["errors"] == {}
+    assert s["matched"] == 10 and s["unmatched"] == 0
+    assert len(s["match_s"]) == 10 and all(w >= 0 for w in s["match_s"])
+    assert {tuple(a["interests"]) for a in s["accounts"]} == {(s["accounts"][0]["interests"][0],)}

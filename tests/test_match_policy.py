@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatd.matching import (
+    Arrivals,
     MatchConfig,
     MatchPolicy,
     MetRecently,
@@ -23,6 +24,7 @@ from chatd.matching import (
 CFG = MatchConfig(strong_score=3.0, any_shared_after=10.0, random_after=30.0)
 POLICY = MatchPolicy(CFG)
 ANY = Prefs()
+BUSY = CFG.hold_pool  # arrivals that make the queue busy: newcomers hold out for strong
 
 
 def mk(
@@ -84,9 +86,10 @@ def test_rare_tag_outweighs_common_tag() -> None:
     assert pc is not None and pr is not None and pr.score > pc.score
     assert pr.level == "strong" and pc.level == "shared"  # a rare tag alone is strong
     assert partner(POLICY.pair_all([x, c, r], 20.0, weights=w), "x") == "r"
-    # ...and so immediately, while the common tag alone is not enough yet.
-    assert POLICY.compatible(x, r, 0.0, weights=w) is not None
-    assert POLICY.compatible(x, c, 0.0, weights=w) is None
+    # ...and so immediately, while in a busy queue the common tag alone is not enough yet.
+    assert POLICY.compatible(x, r, 0.0, weights=w, arrivals=BUSY) is not None
+    assert POLICY.compatible(x, c, 0.0, weights=w, arrivals=BUSY) is None
+    assert POLICY.compatible(x, c, 0.0, weights=w) is not None  # a quiet queue: at once
 
 
 def test_pool_weights_are_idf() -> None:
@@ -202,14 +205,15 @@ def test_no_shared_tag_pairs_only_after_random_after() -> None:
     assert POLICY.pair_all([x, y], 30.0) == [p]
 
 
-def test_one_shared_tag_pairs_only_after_any_shared_after() -> None:
+def test_busy_queue_one_shared_tag_pairs_only_after_any_shared_after() -> None:
     x = mk("x", ["a", "b"], since=0.0)
     y = mk("y", ["a", "c"], since=0.0)
     w = dict.fromkeys("abc", 1.0)  # below strong_score
-    assert POLICY.compatible(x, y, 9.9, weights=w) is None
-    p = POLICY.compatible(x, y, 10.0, weights=w)
+    assert POLICY.compatible(x, y, 9.9, weights=w, arrivals=BUSY) is None
+    assert POLICY.pair_all([x, y], 9.9, weights=w, arrivals=BUSY) == []
+    p = POLICY.compatible(x, y, 10.0, weights=w, arrivals=BUSY)
     assert p is not None and p.level == "shared" and p.shared == ("a",)
-    assert POLICY.pair_all([x, y], 10.0, weights=w) == [p]
+    assert POLICY.pair_all([x, y], 10.0, weights=w, arrivals=BUSY) == [p]
 
 
 def test_two_shared_tags_pair_immediately() -> None:
@@ -220,21 +224,120 @@ def test_two_shared_tags_pair_immediately() -> None:
 def test_stricter_requirement_of_the_two_applies() -> None:
     old = mk("old", ["a"], since=0.0)
     new = mk("new", ["b"], since=95.0)
-    # old waited 100 s (random level), new only 5 s: new's "strong" requirement wins.
+    # old waited 100 s (random level), new only 5 s: new's requirement wins.
     assert POLICY.required_level(old, 100.0) == "random"
-    assert POLICY.required_level(new, 100.0) == "strong"
+    assert POLICY.required_level(new, 100.0) == "shared"
+    assert POLICY.required_level(new, 100.0, arrivals=BUSY) == "strong"
     assert POLICY.compatible(old, new, 100.0) is None
     assert POLICY.compatible(old, new, 125.0) is not None
 
 
 def test_next_widening() -> None:
     s = mk("x", since=100.0)
-    assert POLICY.next_widening(s, 100.0) == 110.0
-    assert POLICY.next_widening(s, 115.0) == 130.0
+    assert POLICY.next_widening(s, 100.0, arrivals=BUSY) == 110.0
+    assert POLICY.next_widening(s, 115.0, arrivals=BUSY) == 130.0
+    assert POLICY.next_widening(s, 100.0) == 130.0  # quiet: no hold-out to end
     assert POLICY.next_widening(s, 130.0) is None
     never = MatchPolicy(MatchConfig(random_after=math.inf))
     assert never.next_widening(s, 115.0) is None
+    assert never.next_widening(s, 100.0, arrivals=BUSY) == 103.0
     assert never.required_level(s, 1e12) == "shared"
+
+
+# -- quiet queue: at once; busy queue: a short hold-out for a strong pair -----------------
+
+DEFAULT = MatchPolicy()  # the shipped defaults
+
+
+def test_small_pool_one_shared_tag_pairs_at_once() -> None:
+    """Issue 14: two new users, one identical tag, nobody else: matched in the first round."""
+    x = mk("x", ["music.rock"], since=100.0)
+    y = mk("y", ["music.rock"], since=100.2)
+    assert DEFAULT.arrivals([x, y], 100.2) == 2 and not DEFAULT.busy(2)
+    [p] = DEFAULT.pair_all([x, y], now=100.2)
+    assert (p.a, p.b, p.shared, p.level) == ("x", "y", ("music.rock",), "shared")
+    assert DEFAULT.compatible(x, y, 100.2, weights=tag_weights([x, y])) == p
+
+
+def test_quiet_queue_still_prefers_a_strong_partner() -> None:
+    x = mk("x", ["a", "b"], since=0.0)
+    weak = mk("weak", ["a"], since=0.1)  # waited longer than strong, still second choice
+    strong = mk("strong", ["a", "b"], since=0.2)
+    pairs = DEFAULT.pair_all([x, weak, strong], now=0.3)
+    assert partner(pairs, "x") == "strong" and partner(pairs, "weak") is None
+
+
+def big_pool(n: int, since: float = 0.0) -> list[Seeker]:
+    """``n`` newcomers who all share one common tag and nothing else: only "shared" pairs."""
+    return [mk(f"u{i:04d}", ["pop", f"own{i}"], since=since) for i in range(n)]
+
+
+def test_big_pool_holds_out_for_strong_for_the_configured_time() -> None:
+    cfg = DEFAULT.config
+    pool = big_pool(cfg.hold_pool)
+    assert DEFAULT.busy(DEFAULT.arrivals(pool, 0.0))
+    hold = cfg.any_shared_after
+    assert DEFAULT.pair_all(pool, now=hold - 0.01) == []  # everyone holds out
+    pairs = DEFAULT.pair_all(pool, now=hold)  # the hold-out is over: any shared tag
+    assert len(pairs) == cfg.hold_pool // 2 and {p.level for p in pairs} == {"shared"}
+    # One user fewer and the queue is quiet: the same pool pairs at once.
+    assert len(DEFAULT.pair_all(pool[1:], now=0.0)) == (cfg.hold_pool - 1) // 2
+
+
+def test_big_pool_pairs_a_strong_pair_at_once() -> None:
+    pool = big_pool(DEFAULT.config.hold_pool)
+    x = mk("x", ["pop", "rare1", "rare2"], since=0.0)
+    y = mk("y", ["rare1", "rare2"], since=0.0)
+    pairs = DEFAULT.pair_all([*pool, x, y], now=0.0)
+    assert [(p.a, p.b, p.level) for p in pairs] == [("x", "y", "strong")]
+
+
+def test_matched_users_keep_the_queue_busy() -> None:
+    """The hold-out depends on arrivals, not on who is still waiting: users matched during
+    the window still count (else one burst's leftovers decide)."""
+    arrivals = Arrivals(window=DEFAULT.config.any_shared_after)
+    x = mk("x", ["pop"], since=10.0)
+    y = mk("y", ["pop"], since=10.5)
+    for k in range(DEFAULT.config.hold_pool - 2):
+        arrivals.matched(9.0 + k / 1000)
+    busy = arrivals.count([x, y], 11.0)
+    assert busy == DEFAULT.config.hold_pool
+    assert DEFAULT.pair_all([x, y], 11.0, arrivals=busy) == []
+    # Three seconds after the matched users arrived, they no longer count.
+    quiet = arrivals.count([x, y], 12.5)
+    assert quiet == 2 and len(DEFAULT.pair_all([x, y], 12.5, arrivals=quiet)) == 1
+
+
+def test_arrivals_window() -> None:
+    a = Arrivals(window=3.0)
+    for since in (5.0, 1.0, 3.0):  # recorded in any order
+        a.matched(since)
+    waiting = [mk("w1", since=2.0), mk("w2", since=5.5)]
+    assert a.count(waiting, 5.9) == 3  # 3.0, 5.0 matched; w2 waiting (1.0 and w1: too old)
+    assert a.count(waiting, 8.0) == 1  # only w2 (5.0 dropped at exactly 3 s)
+    assert a.count([], 100.0) == 0
+
+
+@pytest.mark.parametrize("arrivals", [0, BUSY])
+def test_random_fallback_still_waits(arrivals: int) -> None:
+    x = mk("x", ["a"], since=0.0)
+    y = mk("y", ["b"], since=0.0)
+    assert POLICY.pair_all([x, y], 29.9, arrivals=arrivals) == []
+    [p] = POLICY.pair_all([x, y], 30.0, arrivals=arrivals)
+    assert p.level == "random"
+
+
+def test_quiet_queue_honours_blocks_prefs_and_recent_pairs() -> None:
+    """Pairing at once changes nothing about who may be paired."""
+    x = mk("x", ["pop"], since=0.0, blocked=["y"])
+    y = mk("y", ["pop"], since=0.0)
+    assert DEFAULT.pair_all([x, y], 0.0) == []
+    f = mk("f", ["pop"], gender="female", prefs=Prefs(genders=frozenset({"female"})))
+    m = mk("m", ["pop"], gender="male")
+    assert DEFAULT.pair_all([f, m], 0.0) == []
+    a, b = mk("a", ["pop"]), mk("b", ["pop"])
+    assert DEFAULT.pair_all([a, b], 0.0, met_set(("a", "b"))) == []
+    assert len(DEFAULT.pair_all([a, b], 0.0)) == 1
 
 
 # -- pool behaviour ----------------------------------------------------------------------
@@ -286,8 +389,11 @@ def test_larger_pool_invariants() -> None:
     ids = [u for p in pairs for u in (p.a, p.b)]
     assert len(ids) == len(set(ids)) and len(pairs) > 600
     by_id = {s.user_id: s for s in pool}
+    arrivals = POLICY.arrivals(pool, 45.0)
+    assert arrivals >= BUSY  # ~12% of 2000 arrived within 10 s: the hold-out is on
     for p in pairs:
-        assert POLICY.compatible(by_id[p.a], by_id[p.b], 45.0, weights=w) == p
+        assert POLICY.compatible(by_id[p.a], by_id[p.b], 45.0, weights=w,
+                                 arrivals=arrivals) == p
 
 
 # -- Prefs parsing -----------------------------------------------------------------------
@@ -336,6 +442,7 @@ def test_prefs_from_wire_rejects(wire: object, match: str) -> None:
         {"candidate_limit": 0},
         {"random_scan_limit": 0},
         {"recent_pair_hours": -1.0},
+        {"hold_pool": -1},
     ],
 )
 def test_config_validation(kwargs: dict[str, float]) -> None:
@@ -386,6 +493,7 @@ configs = st.builds(
     strong_score=st.sampled_from([0.5, 1.0, 3.0]),
     strong_min_shared=st.integers(1, 3),
     any_shared_after=st.just(10.0),
+    hold_pool=st.sampled_from([0, 3, 1000]),
     random_after=st.sampled_from([10.0, 30.0, math.inf]),
     candidate_limit=st.integers(1, 4),
     random_scan_limit=st.integers(1, 4),
@@ -405,6 +513,7 @@ def test_pair_all_properties(
 
     w = tag_weights(pool)
     pairs = policy.pair_all(pool, now, met_recently)
+    arrivals = policy.arrivals(pool, now)  # what pair_all counts by default
     ids = [u for p in pairs for u in (p.a, p.b)]
     assert len(ids) == len(set(ids))
     by_id = {s.user_id: s for s in pool}
@@ -415,8 +524,8 @@ def test_pair_all_properties(
         assert x.prefs.accepts(y.gender, y.age) and y.prefs.accepts(x.gender, x.age)
         assert (x.since, x.user_id) < (y.since, y.user_id)  # a is the longer waiter
         # Acceptable both ways, with identical reasons.
-        assert policy.compatible(x, y, now, met_recently, w) == p
-        back = policy.compatible(y, x, now, met_recently, w)
+        assert policy.compatible(x, y, now, met_recently, w, arrivals) == p
+        back = policy.compatible(y, x, now, met_recently, w, arrivals)
         assert back is not None and (back.shared, back.score, back.level) == (
             p.shared,
             p.score,
@@ -435,6 +544,8 @@ def test_pair_all_is_maximal_without_caps(
         MatchConfig(
             strong_score=cfg.strong_score,
             strong_min_shared=cfg.strong_min_shared,
+            any_shared_after=cfg.any_shared_after,
+            hold_pool=cfg.hold_pool,
             random_after=cfg.random_after,
             candidate_limit=10**9,
             random_scan_limit=10**9,
@@ -446,8 +557,9 @@ def test_pair_all_is_maximal_without_caps(
 
     w = tag_weights(pool)
     pairs = policy.pair_all(pool, now, met_recently)
+    arrivals = policy.arrivals(pool, now)
     used = {u for p in pairs for u in (p.a, p.b)}
     left = [s for s in pool if s.user_id not in used]
     for i, x in enumerate(left):
         for y in left[i + 1 :]:
-            assert policy.compatible(x, y, now, met_recently, w) is None
+            assert policy.compatible(x, y, now, met_recently, w, arrivals) is None

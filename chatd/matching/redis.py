@@ -4,8 +4,11 @@
 - One matcher at a time: the node that holds the lease ``{prefix}mq:leader`` (SET NX PX,
   extended by its holder on every tick) pairs the whole queue with the same policy as a
   single node. If it dies, another node takes the lease when it expires.
-- A pair is claimed by a Lua script that removes both users only if both are still waiting
-  AND the caller still holds the lease: no user is matched twice, even across a handover.
+- A round's pairs are claimed by one Lua script call (per ``CLAIM_CHUNK`` pairs) that removes
+  both users of each pair only if both are still waiting AND the caller still holds the
+  lease: no user is matched twice, even across a handover.
+- The matcher keeps the seekers it decoded: an entry whose JSON did not change since the
+  last snapshot is not decoded again (most of a big queue, tick after tick).
 - Every node marks itself alive (``{prefix}node:{id}``, short TTL) on each tick; the matcher
   drops entries of nodes that stopped, so users of a crashed node do not linger.
 Times are wall-clock seconds here: ``since`` must mean the same on every host.
@@ -16,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from redis.exceptions import RedisError
@@ -24,14 +27,27 @@ from redis.exceptions import RedisError
 from chatd.broker import BrokerUnavailable
 from chatd.matching.policy import Prefs, Seeker, UserId
 
-__all__ = ["RedisMatchQueue"]
+__all__ = ["CLAIM_CHUNK", "RedisMatchQueue"]
 
+# ARGV: the lease holder's id, then a, b of each pair. One 0/1 per pair (all 0 without the
+# lease). HEXISTS of each side, so a user in two pairs (never from one round) is taken once.
 _CLAIM: Final = """
-if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
-then redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2]) return 1 end
-return 0
+local out = {}
+local lead = redis.call('GET', KEYS[2]) == ARGV[1]
+for i = 2, #ARGV, 2 do
+  local a, b = ARGV[i], ARGV[i + 1]
+  if lead and a ~= b and redis.call('HEXISTS', KEYS[1], a) == 1
+      and redis.call('HEXISTS', KEYS[1], b) == 1 then
+    redis.call('HDEL', KEYS[1], a, b)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
 """
+# Pairs per claim call: Redis runs nothing else while a script runs (~1 ms per 1,000 pairs).
+CLAIM_CHUNK: Final = 1000
 _LEAD: Final = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
@@ -52,6 +68,7 @@ class RedisMatchQueue:
         self.alive_ms = alive_ms
         self._claim = self._r.register_script(_CLAIM)
         self._lead = self._r.register_script(_LEAD)
+        self._decoded: dict[str, tuple[Any, Seeker, str]] = {}  # user -> (raw, seeker, node)
 
     def now(self) -> float:
         return time.time()
@@ -79,7 +96,14 @@ class RedisMatchQueue:
 
     async def snapshot(self) -> list[Seeker]:
         entries = await self._r.hgetall(self._queue)
-        decoded = [(user, _decode(raw)) for user, raw in entries.items()]
+        cache, self._decoded = self._decoded, {}
+        decoded = []
+        for key, raw in entries.items():
+            user = key.decode() if isinstance(key, bytes) else str(key)
+            hit = cache.get(user)
+            entry = hit if hit is not None and hit[0] == raw else (raw, *_decode(raw))
+            self._decoded[user] = entry
+            decoded.append((user, (entry[1], entry[2])))
         nodes = sorted({node for _, (_, node) in decoded})
         alive = dict(zip(nodes, await self._r.mget([self._alive_prefix + n for n in nodes])
                          if nodes else [], strict=True))
@@ -93,9 +117,13 @@ class RedisMatchQueue:
             await self._r.hdel(self._queue, *gone)
         return seekers
 
-    async def claim(self, a: str, b: str) -> bool:
-        result = await self._claim(keys=[self._queue, self._leader], args=[a, b, self.node_id])
-        return bool(result == 1)
+    async def claim(self, pairs: Sequence[tuple[UserId, UserId]]) -> list[bool]:
+        out: list[bool] = []
+        for k in range(0, len(pairs), CLAIM_CHUNK):
+            args = [self.node_id, *(u for pair in pairs[k:k + CLAIM_CHUNK] for u in pair)]
+            result = await self._claim(keys=[self._queue, self._leader], args=args)
+            out.extend(r == 1 for r in result)
+        return out
 
     async def close(self) -> None:
         return None
@@ -112,7 +140,7 @@ def _reachable() -> Iterator[None]:
 def _encode(s: Seeker, node_id: str) -> str:
     return json.dumps({
         "u": s.user_id, "t": sorted(s.tags), "g": s.gender, "a": s.age, "p": s.prefs.to_wire(),
-        "s": s.since, "b": sorted(s.blocked), "n": node_id,
+        "s": s.since, "b": sorted(s.blocked), "k": s.nickname, "n": node_id,
     })
 
 
@@ -120,5 +148,5 @@ def _decode(raw: Any) -> tuple[Seeker, str]:
     d = json.loads(raw)
     seeker = Seeker(user_id=UserId(d["u"]), tags=frozenset(d["t"]), gender=d["g"], age=d["a"],
                     prefs=Prefs.from_wire(d["p"] or None), since=float(d["s"]),
-                    blocked=frozenset(UserId(u) for u in d["b"]))
+                    blocked=frozenset(UserId(u) for u in d["b"]), nickname=d.get("k", ""))
     return seeker, str(d["n"])
