@@ -291,7 +291,7 @@ class AccountService:
     async def _attached(self, result: LoginResult, with_token: bool = True) -> Outcome:
         """The reply to a login, and the effect that puts the user on the connection."""
         user = result.user
-        convs = {c.id: c.last_seq for c in await self.store.user_convs(user.id)}
+        convs = await self.store.conv_seqs(user.id)
         blocked = frozenset(await self.store.blocked_by(user.id))
         reply: dict[str, Any] = {"user": self_view(user)}
         if with_token:

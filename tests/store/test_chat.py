@@ -62,6 +62,9 @@ async def test_user_convs_order_and_unread(store: Store) -> None:
     assert last is not None and (last.seq, last.body) == (4, "3")
     assert by_id[d1].peer == peer.id and by_id[d1].peer_nickname == peer.nickname
     assert by_id[d1].last is None and by_id[groups[0]].peer is None
+    assert await store.conv_seqs(u.id) == {c.id: c.last_seq for c in convs}
+    await store.leave_conv(d1, u.id, NOW)
+    assert d1 not in await store.conv_seqs(u.id)
 
 
 async def test_leave_closes_direct(store: Store) -> None:

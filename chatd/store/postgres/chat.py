@@ -113,6 +113,12 @@ class Chat(Engine):
         out.sort(key=lambda s: (-s.active_at, s.id.encode()))
         return out
 
+    async def conv_seqs(self, user_id: UserId) -> dict[ConvId, int]:
+        rows = await self._fetch("SELECT cv.id, cv.last_seq FROM conv_members m"
+                                 " JOIN conversations cv ON cv.id=m.conv_id"
+                                 " WHERE m.user_id=$1 AND m.left_at IS NULL", user_id)
+        return {ConvId(r[0]): int(r[1]) for r in rows}
+
     async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool:
         """True when the user was a current member; leaving a 1:1 closes it for both."""
         async with self._tx() as c:

@@ -85,6 +85,11 @@ class Chat(Engine):
             return out
         return await self._run(job)
 
+    async def conv_seqs(self, user_id: UserId) -> dict[ConvId, int]:
+        return await self._run(lambda c: {ConvId(r[0]): int(r[1]) for r in c.execute(
+            "SELECT cv.id, cv.last_seq FROM conv_members m JOIN conversations cv"
+            " ON cv.id=m.conv_id WHERE m.user_id=? AND m.left_at IS NULL", (user_id,))})
+
     async def leave_conv(self, conv: ConvId, user_id: UserId, now: int) -> bool:
         def job(c: sqlite3.Connection) -> bool:
             cur = c.execute("UPDATE conv_members SET left_at=? WHERE conv_id=? AND user_id=?"
