@@ -72,3 +72,21 @@ def test_two_nodes_two_users_one_tag_matched_at_once(node_process: Any, prefix: 
             await c.close()
 
     asyncio.run(scenario())
+
+
+async def test_a_verified_only_seeker_waits_for_a_verified_partner(
+        default_server: ChatServer) -> None:
+    url = url_of(default_server)
+    picky = await registered(url, ["music.rock"], nickname="甲")
+    other = await registered(url, ["music.rock"], nickname="乙")
+    await picky.call("match.start", prefs={"verified": True})
+    await other.call("match.start")
+    with pytest.raises(TimeoutError):
+        await picky.next_event("match.found", timeout=t(1.5))  # 乙 is not verified
+    await default_server.app.store.set_verification(other.user["id"], "verified")  # type: ignore[index]
+    await other.call("match.start")  # asking again reads the account anew
+    async with asyncio.timeout(t(2)):
+        found = await picky.next_event("match.found")
+    assert found["peer"]["id"] == other.user["id"]  # type: ignore[index]
+    for c in (picky, other):
+        await c.close()

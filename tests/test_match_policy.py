@@ -563,3 +563,21 @@ def test_pair_all_is_maximal_without_caps(
     for i, x in enumerate(left):
         for y in left[i + 1 :]:
             assert policy.compatible(x, y, now, met_recently, w, arrivals) is None
+
+
+def test_verified_only_prefs_accept_only_verified_partners() -> None:
+    picky = Prefs.from_wire({"verified": True})
+    assert picky.to_wire() == {"verified": True} and Prefs.from_wire(picky.to_wire()) == picky
+    with pytest.raises(ValueError, match="verified"):
+        Prefs.from_wire({"verified": "yes"})
+    policy = MatchPolicy(MatchConfig())
+    a = mk("a", ["t1", "t2"], prefs=picky)
+    plain = mk("b", ["t1", "t2"])
+    checked = Seeker(UserId("c"), frozenset({"t1", "t2"}), "male", 25, ANY, 0.0, verified=True)
+    assert policy.compatible(a, plain, 0.0) is None
+    assert policy.compatible(a, checked, 0.0) is not None
+    # With an unverified user in the pool too, a is paired with the verified one only.
+    for p in policy.pair_all([a, plain, checked], 0.0):
+        assert "a" not in (p.a, p.b) or {p.a, p.b} == {"a", "c"}
+    pairs = policy.pair_all([a, checked], 0.0)
+    assert len(pairs) == 1 and {pairs[0].a, pairs[0].b} == {"a", "c"}

@@ -272,7 +272,7 @@ async def test_two_nodes_push_once(config: Config, gateway: Gateway, pg_dsn: str
             await srv.stop()
 
 
-async def test_a_report_outcome_reaches_an_offline_reporter(server: ChatServer,
+async def test_report_outcomes_and_notices_reach_offline_users(server: ChatServer,
                                                             gateway: Gateway) -> None:
     url = url_of(server)
     mod, reporter, target = [await user(url, n) for n in ("审核", "举报人", "被举报")]
@@ -285,5 +285,9 @@ async def test_a_report_outcome_reaches_an_offline_reporter(server: ChatServer,
     [push] = gateway.received
     assert push["data"] == {"kind": "report", "id": report["id"]}
     assert push["title"] == "举报处理结果"
+    await mod.call("mod.warn", user=reporter.user["id"], note="请文明发言")  # type: ignore[index]
+    await gateway.wait(2)
+    assert gateway.received[1]["data"] == {"kind": "notice"}
+    assert "文明" not in json.dumps(gateway.received[1], ensure_ascii=False)
     for c in (mod, target):
         await c.close()

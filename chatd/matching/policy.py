@@ -69,7 +69,7 @@ AGE_MAX = 120
 
 # Higher = stricter; a pair's level must be at least each side's requirement.
 _STRICTNESS: dict[Level, int] = {"random": 0, "shared": 1, "strong": 2}
-_PREF_KEYS = frozenset({"gender", "age_min", "age_max"})
+_PREF_KEYS = frozenset({"gender", "age_min", "age_max", "verified"})
 
 
 def never_met(a: UserId, b: UserId) -> bool:
@@ -99,6 +99,7 @@ class Prefs:
     genders: frozenset[str] | None = None
     age_min: int | None = None
     age_max: int | None = None
+    verified: bool = False  # only partners whose account passed verification
 
     def __post_init__(self) -> None:
         if self.genders is not None:
@@ -139,10 +140,14 @@ class Prefs:
             genders = frozenset(gender)
         else:
             raise ValueError("prefs.gender must be a string or a list of strings")
+        verified = obj.get("verified", False)
+        if not isinstance(verified, bool):
+            raise ValueError("prefs.verified must be true or false")
         return cls(
             genders=genders,
             age_min=_check_age("age_min", obj.get("age_min")),
             age_max=_check_age("age_max", obj.get("age_max")),
+            verified=verified,
         )
 
     def to_wire(self) -> dict[str, object]:
@@ -154,13 +159,17 @@ class Prefs:
             out["age_min"] = self.age_min
         if self.age_max is not None:
             out["age_max"] = self.age_max
+        if self.verified:
+            out["verified"] = True
         return out
 
-    def accepts(self, gender: str | None, age: int | None) -> bool:
-        """Whether a partner with this gender/age is acceptable.
+    def accepts(self, gender: str | None, age: int | None, verified: bool = False) -> bool:
+        """Whether a partner with this gender/age (and verification) is acceptable.
 
         An unknown (``None``) gender or age never satisfies a restriction on it.
         """
+        if self.verified and not verified:
+            return False
         if self.genders is not None and (gender is None or gender not in self.genders):
             return False
         if self.age_min is not None and (age is None or age < self.age_min):
@@ -187,6 +196,7 @@ class Seeker:
     prefs: Prefs
     since: float
     blocked: frozenset[UserId] = frozenset()
+    verified: bool = False  # the account passed the operator's verification
     nickname: str = ""
 
 
@@ -358,8 +368,8 @@ class MatchPolicy:
             x.user_id != y.user_id
             and y.user_id not in x.blocked
             and x.user_id not in y.blocked
-            and x.prefs.accepts(y.gender, y.age)
-            and y.prefs.accepts(x.gender, x.age)
+            and x.prefs.accepts(y.gender, y.age, y.verified)
+            and y.prefs.accepts(x.gender, x.age, x.verified)
         )
 
     def compatible(

@@ -140,7 +140,8 @@ def _reachable() -> Iterator[None]:
 def _encode(s: Seeker, node_id: str) -> str:
     return json.dumps({
         "u": s.user_id, "t": sorted(s.tags), "g": s.gender, "a": s.age, "p": s.prefs.to_wire(),
-        "s": s.since, "b": sorted(s.blocked), "k": s.nickname, "n": node_id,
+        "s": s.since, "b": sorted(s.blocked), "k": s.nickname, "v": s.verified,
+        "n": node_id,
     })
 
 
@@ -148,5 +149,6 @@ def _decode(raw: Any) -> tuple[Seeker, str]:
     d = json.loads(raw)
     seeker = Seeker(user_id=UserId(d["u"]), tags=frozenset(d["t"]), gender=d["g"], age=d["a"],
                     prefs=Prefs.from_wire(d["p"] or None), since=float(d["s"]),
-                    blocked=frozenset(UserId(u) for u in d["b"]), nickname=d.get("k", ""))
+                    blocked=frozenset(UserId(u) for u in d["b"]), nickname=d.get("k", ""),
+                    verified=bool(d.get("v", False)))
     return seeker, str(d["n"])

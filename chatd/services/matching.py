@@ -198,6 +198,7 @@ class MatchService:
         await self.queue.put(Seeker(
             user_id=user_id, tags=frozenset(user.interests), gender=user.gender,
             age=_age(user.birthdate), prefs=prefs, nickname=user.nickname,
+            verified=user.verified,
             # Asking again keeps the place in the queue (and the widening earned so far).
             since=previous.since if previous else self.queue.now()))
         self._wake.set()

@@ -238,6 +238,14 @@ class ModerationService:
 
     # --- sanctions -----------------------------------------------------------------------
 
+    async def _notice(self, user_id: UserId, event: dict[str, Any]) -> None:
+        """A moderator's notice: to the user's sessions, and a push when they have none."""
+        await self.node.to_user(user_id, event)
+        if self.notify_offline is not None:
+            await self.notify_offline(user_id, "notice", f"notice:{event['kind']}:{self._now()}",
+                                      Notification("系统通知", "你收到一条管理员通知",
+                                                   {"kind": "notice"}))
+
     async def _target(self, user_id: UserId) -> User:
         user = await self.store.get_user(user_id)
         if user is None:
@@ -252,7 +260,7 @@ class ModerationService:
         user_id = UserId(user)
         await self._target(user_id)
         note = _note(note)
-        await self.node.to_user(user_id, {"t": "mod.notice", "kind": "warn", "reason": note})
+        await self._notice(user_id, {"t": "mod.notice", "kind": "warn", "reason": note})
         if audit:
             await self._audit(call.user, "warn", user_id, note)
 
@@ -270,8 +278,8 @@ class ModerationService:
             raise BadRequest("duration (seconds, 0 to lift) is required", field="duration")
         until = self._now() + duration * 1000 if duration else 0
         await self.store.set_muted(user_id, until)
-        await self.node.to_user(user_id, {"t": "mod.notice", "kind": "mute", "until": until,
-                                          "reason": note})
+        await self._notice(user_id, {"t": "mod.notice", "kind": "mute", "until": until,
+                                     "reason": note})
         if audit:
             await self._audit(actor, "mute", user_id, f"until={until} {note}".strip())
         return {"until": until}
