@@ -101,7 +101,7 @@ class Config:
     presence_ttl: float = 15.0
     # Push notifications (off without a gateway URL)
     push_webhook_url: str = ""
-    push_webhook_secret: str = ""
+    push_webhook_secret: str = field(default="", repr=False)
     push_delay: float = 1.5
     push_poll_interval: float = 0.5
     push_max_attempts: int = 8
@@ -371,7 +371,7 @@ def _validate(c: Config) -> None:
 MIN_SECRET_CHARS: Final = 16
 _KEY_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 #: Settings whose value no message may quote.
-_SECRET_SETTINGS: Final = frozenset({"api_keys", "sms_inbound_secret"})
+_SECRET_SETTINGS: Final = frozenset({"api_keys", "sms_inbound_secret", "push_webhook_secret"})
 
 
 def api_key_pairs(keys: tuple[str, ...]) -> list[tuple[str, str]]:
