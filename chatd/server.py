@@ -281,27 +281,45 @@ class ChatServer:
 
     async def _read(self, ws: ServerConnection, conn: Connection, session: Session,
                     inbox: asyncio.Queue[Request]) -> None:
-        while conn.closing is None:
-            try:
-                frame = await asyncio.wait_for(ws.recv(), self.config.idle_timeout)
-            except TimeoutError:
-                conn.close_soon(CLOSE_IDLE, "idle timeout")
-                return
-            except ConnectionClosed:
-                return
-            except UnicodeDecodeError:
-                conn.enqueue(session.bad_frame("text frame holds invalid UTF-8"))
-                continue
-            result = session.receive(frame)
-            if isinstance(result, Reject):
-                self.app.metrics.errors.labels(result.error.code).inc()
-                conn.enqueue(result.reply)
-            elif inbox.full():
-                err = RateLimited(100, "too many requests in flight")
-                self.app.metrics.errors.labels(err.code).inc()
-                conn.enqueue(session.error(err, result.rid))
+        # One idle timer per connection, re-armed only when it fires: a wait_for per frame
+        # cost a timer and a task wrapper for every message (~5 µs).
+        loop = asyncio.get_running_loop()
+        idle = self.config.idle_timeout
+        last = loop.time()
+        timer: asyncio.TimerHandle
+
+        def watch() -> None:
+            nonlocal timer
+            quiet = loop.time() - last
+            if quiet >= idle:
+                conn.close_soon(CLOSE_IDLE, "idle timeout")  # recv() then ends the loop
             else:
-                inbox.put_nowait(result)
+                timer = loop.call_later(idle - quiet, watch)
+
+        timer = loop.call_later(idle, watch)
+        try:
+            while conn.closing is None:
+                try:
+                    frame = await ws.recv()
+                except ConnectionClosed:
+                    return
+                except UnicodeDecodeError:
+                    conn.enqueue(session.bad_frame("text frame holds invalid UTF-8"))
+                    continue
+                finally:
+                    last = loop.time()
+                result = session.receive(frame)
+                if isinstance(result, Reject):
+                    self.app.metrics.errors.labels(result.error.code).inc()
+                    conn.enqueue(result.reply)
+                elif inbox.full():
+                    err = RateLimited(100, "too many requests in flight")
+                    self.app.metrics.errors.labels(err.code).inc()
+                    conn.enqueue(session.error(err, result.rid))
+                else:
+                    inbox.put_nowait(result)
+        finally:
+            timer.cancel()
 
     async def _work(self, conn: Connection, session: Session,
                     inbox: asyncio.Queue[Request]) -> None:
