@@ -188,6 +188,9 @@ def _main(argv: list[str] | None) -> int:
     env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
     config = load_config(config_path, env, args)
     if command == "serve":
+        if config.workers > 1:
+            from chatd.workers import supervise
+            return supervise(config, sys.argv[1:] if argv is None else argv)
         return _serve(config)
     if command == "admin":
         return _admin(config, admin)

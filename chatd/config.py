@@ -90,6 +90,8 @@ class Config:
     match_random_after: float = 30.0
     match_recent_pair_hours: float = 24.0
     # Scale-out
+    workers: int = 1
+    reuse_port: bool = False
     broker: BrokerName = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     store: StoreName = "sqlite"
@@ -196,6 +198,9 @@ SETTINGS_HELP: dict[str, str] = {
                        "that make it busy (0: always busy)",
     "match_random_after": "seconds of waiting before a random compatible partner is allowed",
     "match_recent_pair_hours": "hours during which two users who met are not matched again",
+    "workers": "node processes sharing the port on this host (SO_REUSEPORT), each a node of "
+               "its own: needs store postgres and broker redis",
+    "reuse_port": "share the port with other processes (SO_REUSEPORT; set by --workers)",
     "broker": "memory (one node) or redis",
     "redis_url": "Redis URL for the redis broker",
     "store": "sqlite (embedded) or postgres",
@@ -330,6 +335,16 @@ def _validate(c: Config) -> None:
             raise bad(name, "must not be negative")
     if c.sms_resend_interval < 0:
         raise bad("sms_resend_interval", "must not be negative")
+    if c.workers < 1:
+        raise bad("workers", "must be at least 1")
+    if c.workers > 1:
+        if c.store != "postgres" or c.broker != "redis":
+            raise bad("workers", "each worker is a node of its own, sharing users, messages "
+                      "and word lists only through the database and the broker: use "
+                      "store = \"postgres\" and broker = \"redis\" (the embedded SQLite "
+                      "store and the memory broker belong to one process)")
+        if c.port == 0:
+            raise bad("workers", "workers share one port: give a port (not 0)")
     if c.recall_window < 0:
         raise bad("recall_window", "must not be negative (0: messages cannot be recalled)")
     if c.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -62,7 +62,8 @@ class ApiServer:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.api_host, self.config.api_port)
+        site = web.TCPSite(self._runner, self.config.api_host, self.config.api_port,
+                           reuse_port=self.config.reuse_port or None)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         log.info("server API listening on http://%s:%d/api/ (%d keys%s)", self.config.api_host,

@@ -190,6 +190,7 @@ class ChatServer:
             open_timeout=self.config.open_timeout,
             max_queue=self.config.max_inflight,
             logger=logging.getLogger("chatd.ws"),
+            reuse_port=self.config.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("chatd node %s listening on ws://%s:%d/ws", self.app.node_id,
