@@ -203,11 +203,8 @@ class ChatService:
     async def presence(self, call: Call, users: list[str]) -> dict[str, Any]:
         """Online only for users who share a current conversation with the caller and no
         block either way; everyone else reads as offline (as a truly offline user does)."""
-        if len(users) > 100:
-            raise BadRequest("ask about at most 100 users", field="users")
         asked = [UserId(u) for u in users]
-        visible = await self.store.presence_visible(call.user, asked) | {call.user}
-        shown = [u for u in dict.fromkeys(asked) if u in visible]
+        shown = await self._visible(call, asked)
         online = await self.node.presence.online(shown) if shown else {}
         return {"online": {u: bool(online.get(u, False)) for u in asked}}
 
@@ -215,13 +212,17 @@ class ChatService:
     async def profiles(self, call: Call, users: list[str]) -> dict[str, Any]:
         """Public profiles (names for a group's members) of users who share a current
         conversation with the caller and no block either way; others are left out."""
-        if len(users) > 100:
-            raise BadRequest("ask about at most 100 users", field="users")
-        asked = {UserId(u) for u in users}
-        visible = (await self.store.presence_visible(call.user, sorted(asked))
-                   | {call.user}) & asked
+        visible = await self._visible(call, [UserId(u) for u in users])
         found = await self.store.get_users(sorted(visible)) if visible else {}
         return {"users": {u: found[u].public() for u in sorted(found)}}
+
+    async def _visible(self, call: Call, asked: list[UserId]) -> list[UserId]:
+        """Those of ``asked`` (once each, in order) the caller may see: themselves, and users
+        who share a current conversation with them and no block either way."""
+        if len(asked) > 100:
+            raise BadRequest("ask about at most 100 users", field="users")
+        visible = await self.store.presence_visible(call.user, asked) | {call.user}
+        return [u for u in dict.fromkeys(asked) if u in visible]
 
     @op("block", user=S)
     async def block(self, call: Call, user: str) -> None:
@@ -234,9 +235,7 @@ class ChatService:
         await self.store.block(user, other, self._now())
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
         if was_contact:  # a block either way hides presence: both now read the other offline
-            for viewer, shown in ((user, other), (other, user)):
-                await self.node.to_user(viewer, {"t": "presence", "user": shown,
-                                                 "online": False})
+            await self._show_each_other(user, other, {})
 
     @op("unblock", user=S)
     async def unblock(self, call: Call, user: str) -> None:
@@ -244,10 +243,14 @@ class ChatService:
         await self.store.unblock(user, other)
         await self.node.blocks_changed(user, await self.store.blocked_by(user))
         if other in await self.store.contacts_of(user):  # contacts again: show the truth
-            online = await self.node.presence.online([user, other])
-            for viewer, shown in ((user, other), (other, user)):
-                await self.node.to_user(viewer, {"t": "presence", "user": shown,
-                                                 "online": bool(online.get(shown))})
+            await self._show_each_other(user, other,
+                                        await self.node.presence.online([user, other]))
+
+    async def _show_each_other(self, a: UserId, b: UserId, online: dict[UserId, bool]) -> None:
+        """Each of two contacts gets the other's presence (absent from ``online``: offline)."""
+        for viewer, shown in ((a, b), (b, a)):
+            await self.node.to_user(viewer, {"t": "presence", "user": shown,
+                                             "online": bool(online.get(shown))})
 
 
 def _refusal_error(refused: SendRefused) -> ChatError:

@@ -52,6 +52,7 @@ __all__ = [
     "UserId",
     "WordChange",
     "message_row",
+    "quote_row",
     "send_refusal",
 ]
 
@@ -213,11 +214,14 @@ MSG_COLS: Final = ("SELECT m.conv_id, m.id, m.seq, m.sender, m.body, m.ts, m.del
                    " FROM messages m LEFT JOIN messages q ON q.id=m.reply_to")
 
 
+def quote_row(msg_id: str, r: Sequence[Any]) -> Quote:
+    """A quote from the columns ``seq, sender, body, recalled, deleted`` of its message."""
+    return Quote(msg_id, int(r[0]), UserId(r[1]), r[2],
+                 "recalled" if r[3] else "deleted" if r[4] else "")
+
+
 def message_row(r: Sequence[Any]) -> Message:
-    quote = None
-    if r[8] is not None and r[9] is not None:
-        quote = Quote(r[8], int(r[9]), UserId(r[10]), r[11],
-                      "recalled" if r[12] else "deleted" if r[13] else "")
+    quote = quote_row(r[8], r[9:14]) if r[8] is not None and r[9] is not None else None
     return Message(ConvId(r[0]), r[1], int(r[2]), UserId(r[3]), r[4], int(r[5]), bool(r[6]),
                    recalled=bool(r[7]), reply_to=r[8], quote=quote)
 

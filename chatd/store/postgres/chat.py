@@ -31,6 +31,7 @@ from chatd.store.base import (
     StoreError,
     UserId,
     message_row,
+    quote_row,
     send_refusal,
 )
 from chatd.store.postgres.engine import Engine
@@ -338,8 +339,7 @@ async def _quote(c: Any, conv: ConvId, msg_id: str) -> Quote | None:
                          " WHERE id=$1 AND conv_id=$2", msg_id, conv)
     if r is None:
         return None
-    return Quote(msg_id, int(r[0]), UserId(r[1]), r[2],
-                 "recalled" if r[3] else "deleted" if r[4] else "")
+    return quote_row(msg_id, r)
 
 
 # See the SQLite store: what a chat list row needs, in one statement.

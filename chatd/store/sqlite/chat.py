@@ -20,6 +20,7 @@ from chatd.store.base import (
     StoreError,
     UserId,
     message_row,
+    quote_row,
     send_refusal,
 )
 from chatd.store.sqlite.engine import Engine
@@ -335,8 +336,7 @@ def _quote(c: sqlite3.Connection, conv: ConvId, msg_id: str) -> Quote | None:
                   " AND conv_id=?", (msg_id, conv)).fetchone()
     if r is None:
         return None
-    return Quote(msg_id, r[0], UserId(r[1]), r[2], "recalled" if r[3] else "deleted" if r[4]
-                 else "")
+    return quote_row(msg_id, r)
 
 
 def _append(c: sqlite3.Connection, conv: ConvId, msg_id: str, sender: UserId, body: str,
