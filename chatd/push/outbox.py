@@ -41,7 +41,6 @@ class PushOutbox:
         self.batch = batch
         self._now = now_ms
         self._task: asyncio.Task[None] | None = None
-        self.outcomes: dict[str, int] = {}  # state -> jobs finished so (metrics, tests)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="chatd-push-outbox")
@@ -76,11 +75,11 @@ class PushOutbox:
     async def _deliver(self, job: PushJob, online: bool) -> None:
         now = self._now()
         if self._seen(job, online):
-            await self._finish(job, "dropped", now, job.attempts)
+            await self.store.finish_push(job.id, "dropped", now, job.attempts)
             return
         settings = await self.store.get_notify_settings(job.user_id)
         if not settings.enabled:
-            await self._finish(job, "dropped", now, job.attempts)
+            await self.store.finish_push(job.id, "dropped", now, job.attempts)
             return
         later = quiet_until(settings, now)
         if later is not None:
@@ -88,7 +87,7 @@ class PushOutbox:
             return
         devices = await self.store.push_devices_of(job.user_id)
         if not devices:
-            await self._finish(job, "dropped", now, job.attempts)
+            await self.store.finish_push(job.id, "dropped", now, job.attempts)
             return
         note = Notification.from_json(job.payload)
         delivered, errors = 0, []
@@ -105,11 +104,11 @@ class PushOutbox:
                 errors.append(type(exc).__name__)
         attempts = job.attempts + 1
         if delivered or not errors:
-            await self._finish(job, "sent" if delivered else "dropped", now, attempts)
+            await self.store.finish_push(job.id, "sent" if delivered else "dropped", now, attempts)
         elif attempts >= self.max_attempts:
             log.warning("push job %d failed %d times (%s): given up", job.id, attempts,
                         errors[-1])
-            await self._finish(job, "failed", now, attempts, errors[-1])
+            await self.store.finish_push(job.id, "failed", now, attempts, errors[-1])
         else:
             retry_at = now + backoff_ms(attempts, self.retry_base_ms)
             await self.store.finish_push(job.id, "pending", retry_at, attempts, errors[-1])
@@ -124,8 +123,3 @@ class PushOutbox:
         if job.kind == "msg" and job.conv is not None and job.conv.startswith("d:"):
             return job.delivered_seq >= job.seq
         return online
-
-    async def _finish(self, job: PushJob, state: str, now: int, attempts: int,
-                      error: str = "") -> None:
-        await self.store.finish_push(job.id, state, now, attempts, error)
-        self.outcomes[state] = self.outcomes.get(state, 0) + 1

@@ -24,7 +24,6 @@ class ContactPresence:
     def __init__(self, store: Store, node: Node) -> None:
         self.store = store
         self.node = node
-        self.sent = 0  # presence events published (one per contact told)
 
     async def changed(self, user_id: UserId, online: bool) -> None:
         """``user_id`` came online (``True``) or is offline everywhere (``False``)."""
@@ -37,4 +36,3 @@ class ContactPresence:
         for contact in contacts:
             if reachable.get(contact):
                 await self.node.to_user(contact, event)
-                self.sent += 1
