@@ -130,10 +130,15 @@ class PushService:
 
     async def _queue(self, batch: list[Message]) -> None:
         now = self._now()
+        # Who may be told depends on the conversation and the sender only: one read each.
+        targets = {key: await self.store.push_targets(*key, now)
+                   for key in dict.fromkeys((m.conv, m.sender) for m in batch)}
+        if not any(targets.values()):
+            return
         senders = await self.store.get_users(sorted({m.sender for m in batch}))
         jobs = []
         for msg in batch:
-            for user_id, settings in await self.store.push_targets(msg.conv, msg.sender, now):
+            for user_id, settings in targets[msg.conv, msg.sender]:
                 if self.node.hub.online(user_id):
                     continue  # connected here: it has the message already
                 sender = senders.get(msg.sender)
@@ -147,7 +152,6 @@ class PushService:
                                     note.to_json(), now, due, msg.conv, msg.seq))
         if jobs:
             await self.store.enqueue_pushes(jobs)
-
 
     def _presence_wait(self) -> int:
         """How long a job judged by presence waits: past the grace during which a user
