@@ -23,6 +23,7 @@ Toggle = Literal["auto", "on", "off"]
 BrokerName = Literal["memory", "redis"]
 StoreName = Literal["sqlite", "postgres"]
 Durability = Literal["full", "normal"]
+MediaStoreName = Literal["dir", "s3"]
 
 
 class ConfigError(ValueError):
@@ -120,6 +121,20 @@ class Config:
     sms_inbound_secret: str = field(default="", repr=False)
     # Account verification by the operator's verifier (off when empty)
     verification_url: str = ""
+    # Photos, voice clips and avatars (POST /upload and GET /media/<id> on the same port)
+    media_store: MediaStoreName = "dir"
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    max_voice_bytes: int = 2 * 1024 * 1024
+    max_voice_seconds: float = 60.0
+    media_orphan_after: float = 86400.0
+    media_review_new_days: float = 3.0
+    media_link_seconds: float = 600.0
+    s3_endpoint: str = ""
+    s3_bucket: str = "chatd-media"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = field(default="", repr=False)
+    s3_secret_key: str = field(default="", repr=False)
     # Extra fields a service may read without a schema change.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -230,6 +245,22 @@ SETTINGS_HELP: dict[str, str] = {
                           "API listener (16+ characters; empty: the webhook is off)",
     "verification_url": "URL chatd POSTs {user_id} to after each registration; accounts are "
                         "then pending until verification.set (empty: no verification)",
+    "media_store": "where photos and voice clips live: dir (under data_dir/media, one host) or "
+                   "s3 (an S3-compatible object store shared by every node)",
+    "max_image_bytes": "largest photo or avatar upload in bytes (a longer body is cut off)",
+    "max_image_pixels": "largest photo in pixels (width x height, read from the header: "
+                        "decompression bombs are refused before decoding)",
+    "max_voice_bytes": "largest voice clip upload in bytes",
+    "max_voice_seconds": "longest voice clip in seconds (read from the container)",
+    "media_orphan_after": "seconds an upload may stay unattached before it is removed",
+    "media_review_new_days": "photos of accounts younger than this many days (or with open "
+                             "reports) go to the moderators' media queue",
+    "media_link_seconds": "lifetime of a signed media link (media.link, for <img> tags)",
+    "s3_endpoint": "URL of the S3-compatible endpoint (MinIO, AWS S3, Alibaba OSS)",
+    "s3_bucket": "bucket of the media (created if missing)",
+    "s3_region": "region of the S3 bucket",
+    "s3_access_key": "S3 access key id (prefer the file or the environment)",
+    "s3_secret_key": "S3 secret key (prefer the file or the environment)",
 }
 
 
@@ -266,6 +297,9 @@ SETTINGS_METAVAR: dict[str, str] = {
     "campaign_rate_per_second": "N",
     "sms_inbound_secret": "SECRET",
     "verification_url": "URL",
+    "s3_endpoint": "URL",
+    "s3_access_key": "KEY",
+    "s3_secret_key": "SECRET",
 }
 
 
@@ -377,6 +411,7 @@ def _validate(c: Config) -> None:
     if c.sms_provider == "webhook" and not c.sms_webhook_url.startswith(("http://", "https://")):
         raise bad("sms_webhook_url", "the webhook SMS provider needs an http(s) URL")
     _validate_api(c, bad)
+    _validate_media(c, bad)
     if c.profile == "production" and c.sms_provider == "dev":
         raise bad("sms_provider", "the development SMS provider is refused in production; "
                   "set sms_provider = \"webhook\" and sms_webhook_url")
@@ -386,7 +421,24 @@ def _validate(c: Config) -> None:
 MIN_SECRET_CHARS: Final = 16
 _KEY_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 #: Settings whose value no message may quote.
-_SECRET_SETTINGS: Final = frozenset({"api_keys", "sms_inbound_secret", "push_webhook_secret"})
+_SECRET_SETTINGS: Final = frozenset({"api_keys", "sms_inbound_secret", "push_webhook_secret",
+                                     "s3_secret_key"})
+
+
+def _validate_media(c: Config, bad: Callable[[str, str], ConfigError]) -> None:
+    for name in ("max_image_bytes", "max_image_pixels", "max_voice_bytes"):
+        if getattr(c, name) < 1:
+            raise bad(name, "must be at least 1")
+    if c.max_voice_seconds <= 0 or c.media_orphan_after <= 0 or c.media_link_seconds <= 0 \
+            or c.media_review_new_days < 0:
+        raise bad("max_voice_seconds", "max_voice_seconds, media_orphan_after and "
+                  "media_link_seconds must be > 0, media_review_new_days >= 0")
+    if c.media_store == "s3":
+        if not c.s3_endpoint.startswith(("http://", "https://")):
+            raise bad("s3_endpoint", "the s3 media store needs an http(s) endpoint URL")
+        if not c.s3_access_key or not c.s3_secret_key:
+            raise bad("s3_access_key", "the s3 media store needs s3_access_key and "
+                      "s3_secret_key")
 
 
 def api_key_pairs(keys: tuple[str, ...]) -> list[tuple[str, str]]:

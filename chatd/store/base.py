@@ -12,6 +12,7 @@ from typing import Any, Final, Literal, Protocol
 
 from chatd.ids import TOMBSTONE, ConvId, UserId
 from chatd.store.campaign import Campaign, CampaignBusy
+from chatd.store.media import MediaRecords, parse_attachments
 
 #: The outcome of :meth:`Store.try_sms_code`.
 CodeTry = Literal["ok", "wrong", "burnt"]
@@ -115,6 +116,7 @@ class User:
     muted_until: int = 0
     # The verifier's verdict: "" (never asked), "pending", "verified" or "rejected".
     verification: str = ""
+    avatar: str = ""  # a media id, "" for none
 
     @property
     def verified(self) -> bool:
@@ -124,7 +126,7 @@ class User:
         """What other users may see: never the phone or the birthdate."""
         return {"id": self.id, "nickname": self.nickname, "bio": self.bio,
                 "gender": self.gender, "interests": list(self.interests),
-                "verified": self.verified}
+                "verified": self.verified, "avatar": self.avatar or None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,7 @@ class Message:
     recalled: bool = False
     reply_to: str | None = None
     quote: Quote | None = None  # the message ``reply_to`` names, when it can be read
+    attachments: tuple[dict[str, Any], ...] = ()  # photos or a voice clip (MediaRecord.wire)
 
     def wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"t": "msg", "conv": self.conv, "id": self.id,
@@ -203,6 +206,8 @@ class Message:
             wire["reply_to"] = self.reply_to
             if self.quote is not None:
                 wire["quote"] = self.quote.wire()
+        if self.attachments and not (self.deleted or self.recalled):
+            wire["attachments"] = list(self.attachments)
         return wire
 
 
@@ -210,8 +215,8 @@ class Message:
 #: these columns (the same SQL in both dialects) and turns a row into a record with
 #: :func:`message_row`.
 MSG_COLS: Final = ("SELECT m.conv_id, m.id, m.seq, m.sender, m.body, m.ts, m.deleted,"
-                   " m.recalled, m.reply_to, q.seq, q.sender, q.body, q.recalled, q.deleted"
-                   " FROM messages m LEFT JOIN messages q ON q.id=m.reply_to")
+                   " m.recalled, m.reply_to, q.seq, q.sender, q.body, q.recalled, q.deleted,"
+                   " m.attachments FROM messages m LEFT JOIN messages q ON q.id=m.reply_to")
 
 
 def quote_row(msg_id: str, r: Sequence[Any]) -> Quote:
@@ -223,7 +228,8 @@ def quote_row(msg_id: str, r: Sequence[Any]) -> Quote:
 def message_row(r: Sequence[Any]) -> Message:
     quote = quote_row(r[8], r[9:14]) if r[8] is not None and r[9] is not None else None
     return Message(ConvId(r[0]), r[1], int(r[2]), UserId(r[3]), r[4], int(r[5]), bool(r[6]),
-                   recalled=bool(r[7]), reply_to=r[8], quote=quote)
+                   recalled=bool(r[7]), reply_to=r[8], quote=quote,
+                   attachments=parse_attachments(r[14]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +356,7 @@ class Post:
     flagged: bool = False
     # Read with the post, never stored in it.
     author_nickname: str = ""
+    attachments: tuple[dict[str, Any], ...] = ()  # up to 9 photos (MediaRecord.wire)
 
     def wire(self) -> dict[str, object]:
         """What a viewer sees: the author's id and nickname only."""
@@ -358,6 +365,8 @@ class Post:
                                    "body": self.body, "ts": self.ts, "group": self.group}
         if self.city:
             wire["city"] = self.city
+        if self.attachments:
+            wire["attachments"] = list(self.attachments)
         return wire
 
 
@@ -450,7 +459,7 @@ class PushJob:
     delivered_seq: int = 0
 
 
-class Store(Protocol):
+class Store(MediaRecords, Protocol):
     health: StoreHealth
 
     async def open(self) -> None: ...
@@ -517,7 +526,8 @@ class Store(Protocol):
                              cid: str | None, flagged: bool) -> AppendResult: ...
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
                            cid: str | None, body: str, flagged: bool,
-                           reply_to: str | None = None) -> AppendResult | SendRefused:
+                           reply_to: str | None = None,
+                           attachments: str = "") -> AppendResult | SendRefused:
         """The retry check, the sender's right to send and the reply target (a message of
         the same conversation) in one job; a refusal is returned, not raised."""
     async def history(self, conv: ConvId, after: int, limit: int,

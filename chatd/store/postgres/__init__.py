@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from chatd.store.postgres.accounts import Accounts
 from chatd.store.postgres.chat import Chat
+from chatd.store.postgres.media import Media
 from chatd.store.postgres.moderation import Moderation
 from chatd.store.postgres.outreach import Outreach
 from chatd.store.postgres.privacy import Privacy
@@ -20,7 +21,7 @@ from chatd.store.postgres.social import Social
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Accounts, Chat, Social, Moderation, Privacy, Push, Outreach):
+class PostgresStore(Accounts, Chat, Social, Moderation, Privacy, Push, Outreach, Media):
     """A :class:`chatd.store.base.Store` on PostgreSQL (tested against 15).
 
     ``open()`` creates the pool and migrates the schema; ``close()`` waits for borrowed

@@ -34,6 +34,7 @@ from chatd.store.base import (
     quote_row,
     send_refusal,
 )
+from chatd.store.media import parse_attachments
 from chatd.store.postgres.engine import Engine
 from chatd.store.postgres.rows import rowcount
 
@@ -79,13 +80,14 @@ class Chat(Engine):
 
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
                            cid: str | None, body: str, flagged: bool,
-                           reply_to: str | None = None) -> AppendResult | SendRefused:
+                           reply_to: str | None = None,
+                           attachments: str = "") -> AppendResult | SendRefused:
         """The retry check, then the sender's right to send (a refusal is returned, not
         raised), the reply target and the insert in one transaction."""
         async def refusal(c: Any) -> SendRefused | None:
             return send_refusal(await _send_context(c, conv, sender), ts)
         return await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged, refusal,
-                                          reply_to)
+                                          reply_to, attachments)
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
         """Current members, in no particular order."""
@@ -145,7 +147,7 @@ class Chat(Engine):
     async def _insert_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str,
                               ts: int, cid: str | None, flagged: bool,
                               refusal: Callable[[Any], Awaitable[SendRefused | None]] | None
-                              = None, reply_to: str | None = None
+                              = None, reply_to: str | None = None, attachments: str = ""
                               ) -> AppendResult | SendRefused:
         started = time.perf_counter()
         async with self._conn() as c:
@@ -163,7 +165,7 @@ class Chat(Engine):
                         if quote is None:
                             return SendRefused("no_reply_target")
                     seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged,
-                                           reply_to)
+                                           reply_to, attachments)
             except asyncpg.UniqueViolationError as exc:
                 if cid is None or exc.constraint_name != "messages_cid":
                     raise
@@ -176,7 +178,8 @@ class Chat(Engine):
             raise StoreError("no such conversation")
         self._committed(started)
         return AppendResult(Message(conv, msg_id, int(seq), sender, body, ts, reply_to=reply_to,
-                                    quote=quote), created=True)
+                                    quote=quote, attachments=parse_attachments(attachments)),
+                            created=True)
 
     async def history(self, conv: ConvId, after: int, limit: int,
                       viewer: UserId | None = None,
@@ -366,5 +369,6 @@ _USER_CONVS = (
 # conversation row until the insert commits, and a failed insert gives the seq back.
 _APPEND = ("WITH s AS (UPDATE conversations SET last_seq=last_seq+1 WHERE id=$1"
            " RETURNING last_seq)"
-           " INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged, reply_to)"
-           " SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq")
+           " INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged, reply_to,"
+           " attachments) SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8, $9 FROM s"
+           " RETURNING seq")

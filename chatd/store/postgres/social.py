@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatd.store.base import FeedScope, Post, Report, User, UserId
+from chatd.store.media import attachments_text
 from chatd.store.postgres.engine import Engine
 from chatd.store.postgres.rows import (
     POST_COLS,
@@ -31,9 +32,10 @@ class Social(Engine):
     # --- posts ---------------------------------------------------------------------------
 
     async def create_post(self, post: Post) -> None:
-        await self._exec("INSERT INTO posts(id, author, grp, body, city, ts, flagged)"
-                         " VALUES ($1,$2,$3,$4,$5,$6,$7)", post.id, post.author, post.group,
-                         post.body, post.city, post.ts, post.flagged)
+        await self._exec("INSERT INTO posts(id, author, grp, body, city, ts, flagged,"
+                         " attachments) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", post.id, post.author,
+                         post.group, post.body, post.city, post.ts, post.flagged,
+                         attachments_text(post.attachments))
 
     async def get_post(self, post_id: str) -> Post | None:
         rows = await self._fetch(f"{POST_COLS} WHERE p.id=$1", post_id)

@@ -9,6 +9,7 @@
 - :mod:`~chatd.store.sqlite.moderation`: roles, bans, mutes, word changes, audit, review;
 - :mod:`~chatd.store.sqlite.privacy`: consents, export queries, account deletion;
 - :mod:`~chatd.store.sqlite.push`: push devices, notification settings, the push outbox;
+- :mod:`~chatd.store.sqlite.media`: photos, voice clips, avatars, image bans, links, feedback;
 - :mod:`~chatd.store.sqlite.outreach`: campaigns, verification, server-API lookups.
 
 Row converters shared by them live in :mod:`~chatd.store.sqlite.rows`, the migrations in
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from chatd.store.sqlite.accounts import Accounts
 from chatd.store.sqlite.chat import Chat
+from chatd.store.sqlite.media import Media
 from chatd.store.sqlite.moderation import Moderation
 from chatd.store.sqlite.outreach import Outreach
 from chatd.store.sqlite.privacy import Privacy
@@ -28,6 +30,6 @@ from chatd.store.sqlite.social import Social
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(Accounts, Chat, Social, Moderation, Privacy, Push, Outreach):
+class SQLiteStore(Accounts, Chat, Social, Moderation, Privacy, Push, Outreach, Media):
     """A :class:`chatd.store.base.Store` in one SQLite file (``Engine(path, max_batch,
     synchronous)``)."""

@@ -23,6 +23,7 @@ from chatd.store.base import (
     quote_row,
     send_refusal,
 )
+from chatd.store.media import parse_attachments
 from chatd.store.sqlite.engine import Engine
 
 __all__ = ["Chat"]
@@ -113,7 +114,8 @@ class Chat(Engine):
 
     async def send_message(self, conv: ConvId, msg_id: str, sender: UserId, ts: int,
                            cid: str | None, body: str, flagged: bool,
-                           reply_to: str | None = None) -> AppendResult | SendRefused:
+                           reply_to: str | None = None,
+                           attachments: str = "") -> AppendResult | SendRefused:
         """One job: the retry check, the sender's right to send (a refusal is returned, not
         raised), the reply target, then the insert."""
         def job(c: sqlite3.Connection) -> AppendResult | SendRefused:
@@ -128,7 +130,7 @@ class Chat(Engine):
                 quote = _quote(c, conv, reply_to)
                 if quote is None:
                     return SendRefused("no_reply_target")
-            return _append(c, conv, msg_id, sender, body, ts, cid, flagged, quote)
+            return _append(c, conv, msg_id, sender, body, ts, cid, flagged, quote, attachments)
         return await self._run(job)
 
     async def history(self, conv: ConvId, after: int, limit: int,
@@ -340,7 +342,8 @@ def _quote(c: sqlite3.Connection, conv: ConvId, msg_id: str) -> Quote | None:
 
 
 def _append(c: sqlite3.Connection, conv: ConvId, msg_id: str, sender: UserId, body: str,
-            ts: int, cid: str | None, flagged: bool, quote: Quote | None = None) -> AppendResult:
+            ts: int, cid: str | None, flagged: bool, quote: Quote | None = None,
+            attachments: str = "") -> AppendResult:
     # The seq is taken and the row inserted in one transaction: no gaps, no duplicates.
     row = c.execute("UPDATE conversations SET last_seq=last_seq+1 WHERE id=? RETURNING last_seq",
                     (conv,)).fetchone()
@@ -348,9 +351,10 @@ def _append(c: sqlite3.Connection, conv: ConvId, msg_id: str, sender: UserId, bo
         raise StoreError("no such conversation")
     seq = int(row[0])
     reply_to = quote.id if quote is not None else None
-    c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged, reply_to)"
-              " VALUES (?,?,?,?,?,?,?,?,?)",
-              (conv, seq, msg_id, sender, body, ts, cid, int(flagged), reply_to))
+    c.execute("INSERT INTO messages(conv_id, seq, id, sender, body, ts, cid, flagged, reply_to,"
+              " attachments) VALUES (?,?,?,?,?,?,?,?,?,?)",
+              (conv, seq, msg_id, sender, body, ts, cid, int(flagged), reply_to, attachments))
     return AppendResult(Message(conv, msg_id, seq, sender, body, ts, reply_to=reply_to,
-                                quote=quote), created=True)
+                                quote=quote, attachments=parse_attachments(attachments)),
+                        created=True)
 

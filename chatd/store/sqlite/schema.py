@@ -274,4 +274,57 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     ALTER TABLE users ADD COLUMN verification TEXT NOT NULL DEFAULT ''
     """,
+    # 7: photos, voice clips and avatars; image bans; media links; feedback (issue 17)
+    """
+    CREATE TABLE media(
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        width INTEGER NOT NULL DEFAULT 0,
+        height INTEGER NOT NULL DEFAULT 0,
+        seconds REAL NOT NULL DEFAULT 0,
+        thumb_type TEXT NOT NULL DEFAULT '',
+        phash INTEGER,
+        created_at INTEGER NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        ref TEXT NOT NULL DEFAULT '',
+        review INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX media_owner ON media(owner);
+    CREATE INDEX media_orphans ON media(created_at) WHERE target='';
+    CREATE INDEX media_ref ON media(ref) WHERE ref<>'';
+    CREATE INDEX media_target ON media(target) WHERE target<>'';
+    CREATE INDEX media_review ON media(created_at) WHERE review=1;
+    CREATE TABLE image_bans(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        phash INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE media_links(
+        token_hash BLOB PRIMARY KEY,
+        media_id TEXT NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX media_links_expiry ON media_links(expires_at);
+    CREATE TABLE feedback(
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        body TEXT NOT NULL,
+        attachments TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open',
+        reply TEXT NOT NULL DEFAULT '',
+        replied_by TEXT NOT NULL DEFAULT '',
+        replied_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX feedback_user ON feedback(user_id, created_at);
+    CREATE INDEX feedback_open ON feedback(created_at) WHERE state='open';
+    ALTER TABLE messages ADD COLUMN attachments TEXT NOT NULL DEFAULT '';
+    ALTER TABLE posts ADD COLUMN attachments TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN avatar TEXT NOT NULL DEFAULT ''
+    """,
 )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from chatd.store.base import FeedScope, Post, Report, User, UserId
+from chatd.store.media import attachments_text
 from chatd.store.sql import MIN_FULLTEXT, fts_phrase, prefix_pattern, searchable
 from chatd.store.sqlite.engine import Engine
 from chatd.store.sqlite.rows import POST_COLS, REPORT_COLS, load_user, to_post, to_report
@@ -24,9 +25,10 @@ class Social(Engine):
 
     async def create_post(self, post: Post) -> None:
         await self._run(lambda c: c.execute(
-            "INSERT INTO posts(id, author, grp, body, city, ts, flagged) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO posts(id, author, grp, body, city, ts, flagged, attachments)"
+            " VALUES (?,?,?,?,?,?,?,?)",
             (post.id, post.author, post.group, post.body, post.city, post.ts,
-             int(post.flagged))))
+             int(post.flagged), attachments_text(post.attachments))))
 
     async def get_post(self, post_id: str) -> Post | None:
         def job(c: sqlite3.Connection) -> Post | None:
