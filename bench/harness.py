@@ -129,8 +129,20 @@ class ServerProc:
         return int(self.ps.memory_info().rss)
 
     def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
+        """CPU seconds of the server with all its threads and processes: its own, its live
+        descendants' and those of the children they have reaped (counted by the parent)."""
+        try:
+            procs = [self.ps, *self.ps.children(recursive=True)]
+        except psutil.Error:
+            procs = [self.ps]
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:  # gone between the listing and the read
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
