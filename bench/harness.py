@@ -181,10 +181,13 @@ def chatd_server(data_dir: Path, cpus: Sequence[int] | None, *extra: str,
 
 
 def baseline_server(kind: str, cpus: Sequence[int] | None) -> ServerProc:
-    """A bare ``websockets`` server on uvloop (``bench.baseline``): echo or broadcast."""
+    """A bare server on uvloop (``bench.baseline``): echo, broadcast, relay or socketio
+    (its ``url`` is then the socket.io endpoint, WebSocket transport)."""
     port = free_port()
     srv = ServerProc([sys.executable, "-m", "bench.baseline", kind, "--port", str(port)],
                      port, cpus)
+    if kind == "socketio":
+        srv.url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
     try:
         srv.wait_ready()
     except BaseException:
