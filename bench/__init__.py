@@ -9,7 +9,8 @@ from contextlib import contextmanager
 __all__ = ["BENCH_EXTRAS", "INSTALL_HINT", "bench_extras"]
 
 # The import names of the optional dependencies of ``[project.optional-dependencies] bench``.
-BENCH_EXTRAS = frozenset({"picows", "psutil", "numpy", "matplotlib", "snownlp", "jieba"})
+BENCH_EXTRAS = frozenset({"picows", "psutil", "numpy", "matplotlib", "snownlp", "jieba",
+                          "socketio"})
 INSTALL_HINT = ".venv/bin/pip install -e '.[bench]' (or make dev)"
 
 

@@ -1,66 +1,209 @@
-"""Ceiling: chatd's routed 1:1 messages/s against a bare ``websockets`` echo server, one run.
+"""Ceiling: chatd's routed 1:1 messages/s and server CPU per message against three baselines,
+all measured in one run with the same generator, plan and core placement.
 
-    python -m bench.ceiling [--conns 100] [--window 8] [--duration 8] [--size 64] [--json F]
+    python -m bench.ceiling [--conns 100] [--window 8] [--duration 8] [--size 64] [--procs 1]
+                            [--only echo,relay,socketio,chatd] [--json F]
 
-Same generator, same connections, same closed loop. The echo server answers each frame once;
-chatd validates, filters, stores durably (SQLite, synchronous=FULL), acknowledges the sender
-and delivers to the partner. Target: chatd at least 50% of the echo round trips/s.
+Closed loop: 100 connections in 50 pairs, 8 messages in flight per sender, 64-character
+bodies; the sender gets an ack, the partner the message. Server on the first core, generator
+on the second. In this order (``bench.baseline`` for the first three):
+
+- ``echo``: bare ``websockets`` on uvloop sends each frame back (one round trip per message);
+- ``relay``: bare ``websockets`` on uvloop, chatd's protocol (msgpack) without storage or
+  filter: ``msg.send`` is written to the partner as ``msg`` and acknowledged with ``ok``;
+- ``socketio``: python-socketio 5 on aiohttp + uvloop, a room per pair: a ``msg`` event with
+  an ack id is emitted to the partner and acknowledged with a socket.io ack (the generator
+  speaks Engine.IO v4 / socket.io over a bare WebSocket, ``bench.wire.SioConn``);
+- ``chatd``: validates, filters, stores durably (SQLite, synchronous=FULL), acknowledges the
+  sender and delivers to the partner.
+
+For each: the load table, the server's CPU share and its CPU per routed message (CPU seconds
+of all the server's processes and threads between the start and the end of the chat phase,
+over the messages acknowledged; for echo, per round trip). Then chatd as a ratio to each
+baseline: >= 1.5x python-socketio, >= 50% of the bare relay (stretch), >= 50% of echo, and
+chatd's CPU per message against <= 45 us. ``--json F`` writes every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from bench import bench_extras
+from bench import INSTALL_HINT, bench_extras
 
 with bench_extras("python -m bench.ceiling", __name__ == "__main__"):
-    from bench.common import Meter, placement, ratio_line, seeded_chatd
+    from bench.common import Meter, limit_line, placement, ratio_line, seeded_chatd
     from bench.engine import Plan
     from bench.harness import baseline_server, machine, temp_dir
     from bench.load import run_load
     from bench.report import table
 
+__all__ = ["SERVERS", "Run", "main", "measure"]
+
+SERVERS = ("echo", "relay", "socketio", "chatd")
+NAMES = {"echo": "echo", "relay": "bare relay", "socketio": "python-socketio",
+         "chatd": "chatd"}
+TITLES = {
+    "echo": "echo baseline (bare websockets on uvloop: each frame sent back)",
+    "relay": "bare relay baseline (websockets on uvloop, msgpack: forward + ack, no storage)",
+    "socketio": "python-socketio baseline (AsyncServer on aiohttp + uvloop: emit to the "
+                "partner + socket.io ack, no storage)",
+    "chatd": "chatd 1:1 chat (filter on, durable SQLite store)",
+}
+CPU_PER_MSG_TARGET_US = 45.0
+# (baseline, target ratio of chatd's msg/s to it, label)
+RATIOS = (("socketio", 1.5, "chatd routed msg/s vs python-socketio routed msg/s"),
+          ("relay", 0.5, "chatd routed msg/s vs bare relay routed msg/s (stretch)"),
+          ("echo", 0.5, "chatd routed msg/s vs echo round trips/s"))
+
+
+@dataclass
+class Run:
+    name: str
+    summary: dict[str, Any]
+    meter: Meter
+
+    @property
+    def routed(self) -> int:
+        """Messages routed: acknowledged to their sender (and delivered to the partner;
+        for echo, round trips)."""
+        return int(self.summary["acked"])
+
+    @property
+    def cpu_us_per_msg(self) -> float:
+        return self.meter.us_per(self.routed)
+
+    def figures(self) -> dict[str, Any]:
+        s = self.summary
+        return {"per_s": s["sent_per_s"], "delivered_per_s": s["delivered_per_s"],
+                "sent": s["sent"], "routed": self.routed, "delivered": s["delivered"],
+                "expected": s["expected"], "errors": s["errors"],
+                "server_cpu": self.meter.cpu_share, "server_cpu_s": self.meter.cpu_s,
+                "server_cpu_us_per_msg": self.cpu_us_per_msg, "latency_ms": s["latency_ms"],
+                "generator_cpu": s["generator_cpu"],
+                "generator_saturated": s["generator_saturated"]}
+
+
+def baseline_plan(name: str, plan: Plan, url: str) -> Plan:
+    """The plan that drives baseline ``name``: the relay takes chatd's mode (its tokens are
+    made up: it takes any), the others their own."""
+    if name == "relay":
+        return replace(plan, urls=[url], mode="chatd", register=False,
+                       accounts=[{"token": f"relay{i}"} for i in range(plan.conns)])
+    return replace(plan, urls=[url], mode=name)
+
+
+def measure(name: str, plan: Plan, cpus: list[int] | None, procs: int = 1,
+            quiet: bool = False) -> Run:
+    """Start server ``name`` (one of :data:`SERVERS`) on ``cpus``, run ``plan`` against it."""
+    if name == "chatd":
+        with temp_dir() as tmp:
+            srv, chat_plan = seeded_chatd(Path(tmp), plan, cpus)
+            with srv:
+                meter = Meter(srv)
+                s = run_load(replace(chat_plan, urls=[srv.url]), procs, quiet, hook=meter)
+    else:
+        with baseline_server(name, cpus) as srv:
+            meter = Meter(srv)
+            s = run_load(baseline_plan(name, plan, srv.url), procs, quiet, hook=meter)
+    return Run(name, s, meter)
+
+
+def report(run: Run) -> str:
+    unit = "round trip" if run.name == "echo" else "routed message"
+    return "\n".join([
+        table(run.summary, TITLES[run.name]),
+        f"  server CPU          {run.meter.cpu_share:.0%} of one core "
+        "(all its processes and threads)",
+        f"  server CPU per msg  {run.cpu_us_per_msg:.1f} µs per {unit} "
+        f"({run.meter.cpu_s:.2f} s over {run.routed:,})"])
+
+
+def side_by_side(runs: dict[str, Run]) -> str:
+    rows = [(NAMES[r.name], f"{r.summary['sent_per_s']:,.0f}", f"{r.meter.cpu_share:.0%}",
+             f"{r.cpu_us_per_msg:.1f} µs", f"{r.summary['latency_ms']['p99']:.2f}")
+            for r in runs.values()]
+    head = ("server", "msg/s acked", "server CPU", "CPU per msg", "p99 ms")
+    widths = [max(len(row[k]) for row in [head, *rows]) for k in range(len(head))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  " + "  ".join(cell.ljust(w) if k == 0 else cell.rjust(w)
+                                for k, (cell, w) in enumerate(zip(row, widths, strict=True)))
+
+    return "\n".join(["side by side", line(head), *(line(r) for r in rows)])
+
+
+def verdicts(runs: dict[str, Run]) -> list[str]:
+    chat = runs.get("chatd")
+    if chat is None:
+        return []
+    lines = [ratio_line(label, chat.summary["sent_per_s"], runs[base].summary["sent_per_s"],
+                        target) for base, target, label in RATIOS if base in runs]
+    beside = ", ".join(f"{NAMES[n]} {runs[n].cpu_us_per_msg:.1f} µs"
+                       for n in ("relay", "socketio") if n in runs)
+    lines.append(limit_line("chatd server CPU per routed message", chat.cpu_us_per_msg,
+                            CPU_PER_MSG_TARGET_US, "µs", beside))
+    return lines
+
+
+def _servers(arg: str) -> list[str]:
+    names = [n.strip() for n in arg.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SERVERS)}, not {arg!r}")
+    return [n for n in SERVERS if n in names]  # always in the documented order
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conns", type=int, default=100)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--only", type=_servers, default=list(SERVERS),
+                        help="comma-separated servers to run (default: "
+                             f"{','.join(SERVERS)}; they always run in that order)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if "socketio" in args.only and importlib.util.find_spec("socketio") is None:
+        parser.exit(2, f"{parser.prog}: error: module 'socketio' (python-socketio) is "
+                       f"missing: install the bench extras with {INSTALL_HINT}, or leave "
+                       "out socketio with --only\n")
     srv_cpus, gen_cpus, where = placement()
     print(f"machine: {machine()}\n{where}", flush=True)
+    print(f"plan: {args.conns} conns in {args.conns // 2} pairs, closed loop, window "
+          f"{args.window}, {args.size}-char bodies, {args.duration:g} s per server, "
+          f"{args.procs} generator process(es)", flush=True)
     plan = Plan(urls=[], conns=args.conns, offset=0, duration=args.duration, size=args.size,
                 window=args.window, cpus=gen_cpus)
-
-    with baseline_server("echo", srv_cpus) as echo:
-        meter = Meter(echo)
-        base = run_load(Plan(**{**plan.__dict__, "urls": [echo.url], "mode": "echo"}),
-                        args.procs, hook=meter)
-    print(table(base, "echo baseline (bare websockets on uvloop)"))
-    print(f"  server CPU          {meter.cpu_share:.0%} of one core")
-
-    with temp_dir() as tmp:
-        srv, chat_plan = seeded_chatd(Path(tmp), plan, srv_cpus)
-        with srv:
-            chat_meter = Meter(srv)
-            chat = run_load(Plan(**{**chat_plan.__dict__, "urls": [srv.url]}), args.procs,
-                            hook=chat_meter)
-    print(table(chat, "chatd 1:1 chat (filter on, durable SQLite store)"))
-    print(f"  server CPU          {chat_meter.cpu_share:.0%} of one core (all threads)")
-    print(ratio_line("chatd routed msg/s vs echo round trips/s", chat["sent_per_s"],
-                     base["sent_per_s"], 0.5))
+    runs: dict[str, Run] = {}
+    for name in args.only:
+        runs[name] = measure(name, plan, srv_cpus, args.procs)
+        print(report(runs[name]), flush=True)
+    print(side_by_side(runs))
+    for line in verdicts(runs):
+        print(line)
     if args.json:
+        chat = runs.get("chatd")
+        ratios = {f"chatd_vs_{base}": chat.summary["sent_per_s"] / b
+                  for base, _, _ in RATIOS if chat is not None and base in runs
+                  and (b := runs[base].summary["sent_per_s"])}
         args.json.write_text(json.dumps({
-            "echo_per_s": base["sent_per_s"], "chatd_per_s": chat["sent_per_s"],
-            "echo_server_cpu": meter.cpu_share, "chatd_server_cpu": chat_meter.cpu_share,
-            "chatd_latency_ms": chat["latency_ms"], "echo_latency_ms": base["latency_ms"],
-            "generator_cpu": [base["generator_cpu"], chat["generator_cpu"]]}, indent=2))
+            "machine": machine(), "placement": where,
+            "plan": {k: v for k, v in asdict(plan).items()
+                     if k in ("conns", "window", "size", "duration", "cpus")},
+            "procs": args.procs,
+            "servers": {name: run.figures() for name, run in runs.items()},
+            "ratios": ratios,
+            "targets": {"chatd_vs_socketio": 1.5, "chatd_vs_relay": 0.5, "chatd_vs_echo": 0.5,
+                        "chatd_server_cpu_us_per_msg": CPU_PER_MSG_TARGET_US},
+        }, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 from bench.engine import Plan, planned_tags
 from bench.harness import ServerProc, chatd_server, cores, read_json_lines, seed_accounts
 
-__all__ = ["Meter", "placement", "ratio_line", "seeded_chatd"]
+__all__ = ["Meter", "limit_line", "placement", "ratio_line", "seeded_chatd"]
 
 
 def placement() -> tuple[list[int] | None, list[int] | None, str]:
@@ -40,7 +40,8 @@ def seeded_chatd(tmp: Path, plan: Plan, cpus: list[int] | None,
 
 
 class Meter:
-    """A ``run_load`` hook: server CPU seconds and RSS between ``ready`` and ``done``."""
+    """A ``run_load`` hook: server CPU seconds (all its threads and processes, see
+    :meth:`ServerProc.cpu`) and RSS between ``ready`` and ``done``."""
 
     def __init__(self, srv: ServerProc) -> None:
         self.srv = srv
@@ -54,6 +55,15 @@ class Meter:
         (t0, c0, _), (t1, c1, _) = self.marks["ready"], self.marks["done"]
         return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
 
+    @property
+    def cpu_s(self) -> float:
+        """Server CPU seconds between ``ready`` and ``done``."""
+        return self.marks["done"][1] - self.marks["ready"][1]
+
+    def us_per(self, count: int) -> float:
+        """Server CPU microseconds per one of ``count`` (say, messages routed in the run)."""
+        return self.cpu_s / count * 1e6 if count else 0.0
+
     def rss(self, phase: str) -> int:
         return self.marks[phase][2]
 
@@ -65,3 +75,10 @@ def ratio_line(name: str, value: float, base: float, target: float) -> str:
     ratio = value / base if base else 0.0
     verdict = "met" if ratio >= target else "MISSED"
     return f"{name}: {ratio:.0%} of the baseline (target >= {target:.0%}: {verdict})"
+
+
+def limit_line(name: str, value: float, limit: float, unit: str, beside: str = "") -> str:
+    """A figure that must stay at or under ``limit`` (``beside``: the baselines' figures)."""
+    verdict = "met" if value <= limit else "MISSED"
+    more = f"; {beside}" if beside else ""
+    return f"{name}: {value:.1f} {unit} (target <= {limit:g} {unit}: {verdict}{more})"

@@ -3,6 +3,11 @@
 Every latency is taken with one process's monotonic clock: the body carries the send time in
 nanoseconds and the sender's index (``"<ns> <index> <padding>"``), and each process gets its
 own interest tags, so its 1:1 partners and group members are all its own connections.
+
+Modes: ``chatd`` (log in, match, chat: chatd, or ``bench.baseline relay``, which speaks that
+part of the protocol), ``echo`` and ``broadcast`` (bare baselines that send frames back), and
+``socketio`` (``bench.baseline socketio``: socket.io events with acks, see
+:class:`bench.wire.SioConn`; connections ``2k`` and ``2k+1`` of a process are a pair).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.wire import Conn, ReplyError, connect
+from bench.wire import Conn, ReplyError, connect, sio_connect
 
 __all__ = ["Plan", "planned_tags", "run_worker", "zipf_tags"]
 
@@ -32,7 +37,7 @@ class Plan:
     offset: int  # global index of its first connection
     worker: int = 0
     workers: int = 1
-    mode: str = "chatd"  # chatd | echo | broadcast (bare baselines)
+    mode: str = "chatd"  # chatd | echo | broadcast | socketio (see the module docstring)
     duration: float = 10.0
     size: int = 64  # message body characters
     rate: float | None = None  # messages/s of this process (open loop); None: closed loop
@@ -126,7 +131,7 @@ class Worker:
         conn.outstanding -= 1
         if ok:
             self.acked += 1
-            if self.plan.mode == "chatd":
+            if self.plan.mode == "chatd" or self.plan.mode == "socketio":
                 self.expected += 1 if conv == conn.direct else self.members[conv or ""] - 1
             elif self.plan.mode == "echo":
                 self.expected += 1
@@ -150,6 +155,10 @@ class Worker:
         body += self.pad[:max(1, self.plan.size - len(body))]
         conn.outstanding += 1
         self.sent += 1
+        if self.plan.mode == "socketio":  # conn is a SioConn
+            conn.emit("msg", {"conv": conv, "body": body},
+                      lambda ack: self._on_sio_ack(conn, conv, ack))
+            return
         msg = {"t": "msg.send", "conv": conv, "body": body}
         if self.plan.mode == "chatd":
             conn.send(msg, lambda reply: self._on_reply(conn, conv, reply))
@@ -161,6 +170,13 @@ class Worker:
             self._acked(conn, True, conv)
         else:
             self.errors[str(reply.get("code"))] += 1
+            self._acked(conn, False)
+
+    def _on_sio_ack(self, conn: Conn, conv: str, ack: dict[str, Any]) -> None:
+        if "id" in ack:
+            self._acked(conn, True, conv)
+        else:
+            self.errors[str(ack.get("code") or ack.get("error"))] += 1
             self._acked(conn, False)
 
     # --- setup ---------------------------------------------------------------------------
@@ -182,10 +198,13 @@ class Worker:
 
     async def _open(self, i: int, tags: list[str], sem: asyncio.Semaphore) -> None:
         g = self.plan.offset + i
+        url = self.plan.urls[g % len(self.plan.urls)]
         async with sem:
             try:
-                conn = await connect(self.plan.urls[g % len(self.plan.urls)], self.on_event,
-                                     self._local_addr(g))
+                if self.plan.mode == "socketio":
+                    conn = await self._sio_open(url, i, g)
+                else:
+                    conn = await connect(url, self.on_event, self._local_addr(g))
             except Exception as exc:
                 self.errors[f"connect:{type(exc).__name__}"] += 1
                 return
@@ -199,6 +218,14 @@ class Worker:
                     conn.close()
                     return
             self.conns.append(conn)
+
+    async def _sio_open(self, url: str, i: int, g: int) -> Conn:
+        """Connections ``2k`` and ``2k+1`` of this process share a room (their conversation),
+        named in the connect payload; an odd one out has none and does not send."""
+        pair = f"d:{g - i % 2}" if (i ^ 1) < self.plan.conns else None
+        conn = await sio_connect(url, self.on_event, {"user": f"u{g}", "pair": pair})
+        conn.user, conn.direct = f"u{g}", pair
+        return conn
 
     async def _login(self, conn: Conn, i: int, g: int, tags: list[str]) -> None:
         acct = self.plan.accounts[i] if i < len(self.plan.accounts) else None
@@ -233,6 +260,8 @@ class Worker:
         await asyncio.gather(*(self._open(i, plan_tags[i][0], sem) for i in range(p.conns)))
         elapsed = time.perf_counter() - start
         for conn in self.conns:
+            if p.mode == "socketio":
+                continue
             if p.mode != "chatd":  # baselines route nothing: any conversation name will do
                 conn.direct = "bench"
                 continue

@@ -129,8 +129,20 @@ class ServerProc:
         return int(self.ps.memory_info().rss)
 
     def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
+        """CPU seconds of the server with all its threads and processes: its own, its live
+        descendants' and those of the children they have reaped (counted by the parent)."""
+        try:
+            procs = [self.ps, *self.ps.children(recursive=True)]
+        except psutil.Error:
+            procs = [self.ps]
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:  # gone between the listing and the read
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
@@ -169,10 +181,13 @@ def chatd_server(data_dir: Path, cpus: Sequence[int] | None, *extra: str,
 
 
 def baseline_server(kind: str, cpus: Sequence[int] | None) -> ServerProc:
-    """A bare ``websockets`` server on uvloop (``bench.baseline``): echo or broadcast."""
+    """A bare server on uvloop (``bench.baseline``): echo, broadcast, relay or socketio
+    (its ``url`` is then the socket.io endpoint, WebSocket transport)."""
     port = free_port()
     srv = ServerProc([sys.executable, "-m", "bench.baseline", kind, "--port", str(port)],
                      port, cpus)
+    if kind == "socketio":
+        srv.url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
     try:
         srv.wait_ready()
     except BaseException:

@@ -172,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, default=1, help="generator processes")
     parser.add_argument("--cpus", type=str, default=None,
                         help="pin the generator to these cores, e.g. 1 or 0,1")
-    parser.add_argument("--mode", choices=["chatd", "echo", "broadcast"], default="chatd",
-                        help="echo/broadcast: drive a bare baseline server (bench.baseline)")
+    parser.add_argument("--mode", choices=["chatd", "echo", "broadcast", "socketio"],
+                        default="chatd",
+                        help="echo/broadcast/socketio: drive a bare baseline server "
+                             "(bench.baseline; socketio: pairs of connections, socket.io "
+                             "events and acks)")
     parser.add_argument("--json", type=Path, help="write the summary as JSON")
     parser.add_argument("--png", type=Path, help="write a latency chart (matplotlib)")
     args = parser.parse_args(argv)

@@ -1,4 +1,6 @@
-"""The load kit keeps working: bench.load for ~2 s against a node it starts, numbers consistent."""
+"""The load kit keeps working: bench.load for ~2 s against a node it starts, numbers consistent;
+bench.ceiling's baselines (echo, bare relay, python-socketio) and chatd for a fraction of a
+second each."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.ceiling import SERVERS, Run, measure, report, side_by_side, verdicts
 from bench.engine import Plan
 from bench.harness import ServerProc, chatd_server
 from bench.load import run_load
@@ -50,3 +53,32 @@ def test_steady_match_arrivals_each_timed_from_its_own_start(node: ServerProc) -
     assert s["matched"] == 10 and s["unmatched"] == 0
     assert len(s["match_s"]) == 10 and all(w >= 0 for w in s["match_s"])
     assert {tuple(a["interests"]) for a in s["accounts"]} == {(s["accounts"][0]["interests"][0],)}
+
+
+@pytest.fixture(scope="module")
+def ceiling_runs() -> dict[str, Run]:
+    """bench.ceiling's four servers in small: 4 conns in 2 pairs, 0.3 s of load each."""
+    plan = Plan(urls=[], conns=4, offset=0, duration=0.3, window=2)
+    return {name: measure(name, plan, None, quiet=True) for name in SERVERS}
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_ceiling_server_routes_every_message(ceiling_runs: dict[str, Run], name: str) -> None:
+    run = ceiling_runs[name]
+    s = run.summary
+    assert s["errors"] == {}
+    assert s["held"] == s["conns"] == 4
+    assert s["sent"] == s["acked"] == run.routed > 0  # a server that routes nothing fails
+    assert s["delivered"] == s["expected"] == s["acked"]
+    assert run.meter.cpu_s > 0 and run.cpu_us_per_msg > 0
+
+
+def test_ceiling_prints_each_ratio_and_cpu_per_message(ceiling_runs: dict[str, Run]) -> None:
+    assert "µs per routed message" in report(ceiling_runs["socketio"])
+    rows = side_by_side(ceiling_runs).splitlines()
+    assert [r.split()[0] for r in rows[2:]] == ["echo", "bare", "python-socketio", "chatd"]
+    lines = verdicts(ceiling_runs)
+    assert len(lines) == 4
+    assert "python-socketio" in lines[0] and "150%" in lines[0]
+    assert "bare relay" in lines[1] and "echo" in lines[2]
+    assert lines[3].startswith("chatd server CPU per routed message: ") and "45 µs" in lines[3]
