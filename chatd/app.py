@@ -17,6 +17,7 @@ from chatd.backends import (
     load_filter,
     make_backends,
     make_counters,
+    make_media_storage,
     make_push_outbox,
     make_sms_provider,
     make_store,
@@ -35,7 +36,9 @@ from chatd.services.accounts import AccountService
 from chatd.services.campaigns import CampaignService
 from chatd.services.chat import ChatService
 from chatd.services.contacts import ContactPresence
+from chatd.services.feedback import FeedbackService
 from chatd.services.matching import MatchService, match_config
+from chatd.services.media import MediaService
 from chatd.services.moderation import ModerationService
 from chatd.services.ops import BoundOp, Call, Reply, bind_ops
 from chatd.services.privacy import PrivacyService
@@ -91,7 +94,8 @@ class App:
         self.accounts = AccountService(config, self.store, self.node, self.sms, self.catalog,
                                        text, read_secret(config.data_dir),
                                        counters=self.counters, verifier=self.verifier)
-        self.chat = ChatService(config, self.store, self.node, text, self.catalog)
+        self.media = MediaService(config, self.store, make_media_storage(config), self.counters)
+        self.chat = ChatService(config, self.store, self.node, text, self.catalog, self.media)
         self.matching = MatchService(match_config(config), self.store, self.node, queue)
         self.words = WordLists(self.store, self.live_filter, base_filter, self.node,
                                config.wordlist_poll_interval,
@@ -100,15 +104,17 @@ class App:
         self.node.on_sys = self.words.on_notice
         self.contacts = ContactPresence(self.store, self.node)
         self.node.on_presence = self.contacts.changed
-        self.moderation = ModerationService(self.store, self.node, self.words)
+        self.moderation = ModerationService(self.store, self.node, self.words, self.media)
         self.privacy = PrivacyService(self.store, self.node, self.accounts, self.matching,
-                                      sms_purge_interval=config.sms_purge_interval)
-        self.social = SocialService(config, self.store, text, self.catalog)
+                                      self.media, sms_purge_interval=config.sms_purge_interval)
+        self.social = SocialService(config, self.store, text, self.catalog, self.media)
         self.push = PushService(self.store, self.node, make_push_outbox(config, self.store,
                                                                         presence),
                                 config.push_delay)
         self.chat.on_stored = self.push.message_sent
         self.moderation.notify_offline = self.push.notify
+        self.feedback = FeedbackService(self.store, self.node, self.media, self.counters)
+        self.feedback.notify_offline = self.push.notify
         self.campaigns = CampaignService(self.store, self.sms, text,
                                          config.campaign_rate_per_second)
         #: The server API's methods (served by chatd.httpapi when keys are configured).
@@ -117,7 +123,7 @@ class App:
                              config.max_message_chars)
         self._ops: dict[str, BoundOp] = bind_ops(self.accounts, self.chat, self.matching,
                                                  self.social, self.privacy, self.moderation,
-                                                 self.push)
+                                                 self.push, self.media, self.feedback)
         #: The op table the protocol layer validates requests against.
         self.ops: OpTable = {name: bound.spec for name, bound in self._ops.items()}
         self._user_limits: dict[str, tuple[str, int, int]] = {
@@ -136,12 +142,14 @@ class App:
         await self.matching.start()
         await self.privacy.start()
         await self.push.start()
+        await self.media.start()
         if isinstance(self.sms, DevSmsProvider):
             log.warning("the development SMS provider is active: codes are returned to clients "
                         "as dev_code and never sent; do not use it in production")
 
     async def close(self) -> None:
         await self.push.close()
+        await self.media.close()
         # Campaigns first: a stopped one is marked interrupted while the store is open.
         await self.campaigns.close()
         if self.verifier is not None:

@@ -1,5 +1,6 @@
 """The parts a Config names, built by name (uvicorn's lesson): store, broker, presence, match
-queue, abuse counters, word filter, SMS provider, push outbox, and the install's secret."""
+queue, abuse counters, word filter, SMS provider, push outbox, media storage, and the install's
+secret."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from chatd.broker import Broker, MemoryBroker
 from chatd.config import Config
 from chatd.limits import Counters, MemoryCounters
+from chatd.media import DirMediaStorage, MediaStorage
 from chatd.presence import MemoryPresence, Presence
 from chatd.push.outbox import PushOutbox
 from chatd.services.matching import MatchQueue, MemoryMatchQueue
@@ -16,8 +18,8 @@ from chatd.services.sms import DevSmsProvider, SmsProvider, WebhookSmsProvider
 from chatd.store import SQLiteStore, Store
 from filters import WordFilter, default_wordlists_path
 
-__all__ = ["load_filter", "make_backends", "make_counters", "make_push_outbox",
-           "make_sms_provider", "make_store", "read_secret"]
+__all__ = ["load_filter", "make_backends", "make_counters", "make_media_storage",
+           "make_push_outbox", "make_sms_provider", "make_store", "read_secret"]
 
 
 def make_store(config: Config) -> Store:
@@ -26,6 +28,15 @@ def make_store(config: Config) -> Store:
         return PostgresStore(config.postgres_dsn, config.postgres_pool_min,
                              config.postgres_pool_max)
     return SQLiteStore(config.db_path, synchronous=config.sqlite_synchronous)
+
+
+def make_media_storage(config: Config) -> MediaStorage:
+    """Files in a directory under ``data_dir`` (one host), or an S3-compatible bucket."""
+    if config.media_store == "s3":
+        from chatd.media.s3 import S3MediaStorage
+        return S3MediaStorage(config.s3_endpoint, config.s3_bucket, config.s3_access_key,
+                              config.s3_secret_key, region=config.s3_region)
+    return DirMediaStorage(config.data_dir / "media")
 
 
 def make_push_outbox(config: Config, store: Store, presence: Presence) -> PushOutbox | None:

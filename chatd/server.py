@@ -44,6 +44,7 @@ from chatd.errors import (
     Unavailable,
 )
 from chatd.httpapi import ApiServer
+from chatd.httpedge import HttpExchange, MediaRoutes
 from chatd.ids import UserId
 from chatd.protocol import (
     CODECS,
@@ -148,6 +149,65 @@ class Connection:
             self.closing = asyncio.ensure_future(self.ws.close(code, reason))
 
 
+class EdgeConnection(ServerConnection):
+    """A TCP connection on the WebSocket port, routed by its first request line: WebSocket
+    handshakes and pages (GET) go to ``websockets``; uploads and files (``POST /upload``,
+    ``GET /media/...``) to the HTTP edge, since ``websockets`` parses nothing but GET and
+    holds a whole response in memory. One port serves both, as the issue and clients expect.
+    """
+
+    routes: MediaRoutes  # set on the subclass a server makes (see ChatServer._listen)
+    exchanges: set[HttpExchange]
+    open_timeout: float
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head = b""
+        self._http: HttpExchange | None = None
+        self._routed = False
+        # websockets' own open_timeout would cut a long upload off: the handshake deadline
+        # is kept here for WebSockets only.
+        self._deadline = self.loop.call_later(self.open_timeout, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        if self._http is None and self.protocol.state is State.CONNECTING:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._http is not None:
+            self._http.feed(data)
+            return
+        if self._routed:
+            super().data_received(data)
+            return
+        self._head += data
+        line_end = self._head.find(b"\r\n")
+        if line_end < 0 and len(self._head) < 8192:
+            return  # the request line is not complete yet
+        head, self._head = self._head, b""
+        method, _, rest = head[:max(line_end, 0)].partition(b" ")
+        self._routed = True
+        if method == b"GET" and not rest.startswith(b"/media/"):
+            super().data_received(head)
+            return
+        self._deadline.cancel()
+        self._http = HttpExchange(self.transport, self.routes, self.exchanges.discard)
+        self.exchanges.add(self._http)
+        self._http.feed(head)
+
+    def eof_received(self) -> None:
+        if self._http is not None:
+            self._http.eof()
+            return
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline.cancel()
+        if self._http is not None:
+            self._http.lost()
+        super().connection_lost(exc)
+
+
 class ChatServer:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -159,6 +219,7 @@ class ChatServer:
         #: The server HTTP API on its own listener (None when no key or secret is set).
         self.api = ApiServer(config, self.app) if config.api_enabled else None
         self._per_address: dict[str, int] = {}
+        self._exchanges: set[HttpExchange] = set()
         self._unavailable, self._unavailable_logged = 0, 0.0
 
     async def start(self) -> None:
@@ -177,8 +238,11 @@ class ChatServer:
         if self.config.origins:
             # Browsers send Origin; native apps send none, and are allowed.
             origins = [Origin(o) for o in self.config.origins] + [None]
+        edge = type("Edge", (EdgeConnection,), {
+            "routes": MediaRoutes(self.app.media, self.config.data_dir / "uploads"),
+            "exchanges": self._exchanges, "open_timeout": self.config.open_timeout})
         self._server = await serve(
-            self._handle, self.config.host, self.config.port,
+            self._handle, self.config.host, self.config.port, create_connection=edge,
             subprotocols=[Subprotocol(s) for s in CODECS],
             select_subprotocol=_select_subprotocol,
             process_request=self._http,
@@ -187,7 +251,7 @@ class ChatServer:
             max_size=self.config.max_frame_bytes,
             ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
-            open_timeout=self.config.open_timeout,
+            open_timeout=None,  # EdgeConnection keeps the handshake deadline
             max_queue=self.config.max_inflight,
             logger=logging.getLogger("chatd.ws"),
             reuse_port=self.config.reuse_port or None,
@@ -213,6 +277,8 @@ class ChatServer:
     async def _unlisten(self) -> None:
         if self.api is not None:
             await self.api.stop()
+        for exchange in list(self._exchanges):  # uploads and downloads in progress end
+            exchange.close()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()

@@ -185,8 +185,8 @@ class Seeker:
     """A user waiting for a 1:1 match. ``since`` is when they started waiting.
 
     ``blocked`` holds the ids this user blocked; blocks are honoured in both directions.
-    ``nickname`` is what the partner is shown (as of joining the queue); the policy
-    ignores it.
+    ``nickname`` and ``avatar`` are what the partner is shown (as of joining the queue);
+    the policy ignores them.
     """
 
     user_id: UserId
@@ -198,6 +198,7 @@ class Seeker:
     blocked: frozenset[UserId] = frozenset()
     verified: bool = False  # the account passed the operator's verification
     nickname: str = ""
+    avatar: str = ""  # a media id, "" for none
 
 
 @dataclass(frozen=True)

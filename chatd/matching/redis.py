@@ -141,7 +141,7 @@ def _encode(s: Seeker, node_id: str) -> str:
     return json.dumps({
         "u": s.user_id, "t": sorted(s.tags), "g": s.gender, "a": s.age, "p": s.prefs.to_wire(),
         "s": s.since, "b": sorted(s.blocked), "k": s.nickname, "v": s.verified,
-        "n": node_id,
+        "i": s.avatar, "n": node_id,
     })
 
 
@@ -150,5 +150,5 @@ def _decode(raw: Any) -> tuple[Seeker, str]:
     seeker = Seeker(user_id=UserId(d["u"]), tags=frozenset(d["t"]), gender=d["g"], age=d["a"],
                     prefs=Prefs.from_wire(d["p"] or None), since=float(d["s"]),
                     blocked=frozenset(UserId(u) for u in d["b"]), nickname=d.get("k", ""),
-                    verified=bool(d.get("v", False)))
+                    verified=bool(d.get("v", False)), avatar=d.get("i", ""))
     return seeker, str(d["n"])

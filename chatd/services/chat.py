@@ -14,10 +14,12 @@ from chatd.config import Config
 from chatd.errors import BadRequest, ChatError, Forbidden, NotFound, TooLarge, muted
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
+from chatd.services.media import MAX_MESSAGE_IMAGES, MediaService
 from chatd.services.ops import BODY, I_OPT, S_OPT, STR_LIST, Call, Field, S, op
 from chatd.services.receipts import DeliveryReceipts
 from chatd.services.text import BatchedGate, TextGate
 from chatd.store import ConvSummary, Message, SendRefused, Store
+from chatd.store.media import attachments_text
 
 __all__ = ["ChatService"]
 
@@ -27,13 +29,14 @@ MAX_HISTORY: Final = 200
 
 class ChatService:
     def __init__(self, config: Config, store: Store, node: Node, text: TextGate,
-                 catalog: Catalog,
+                 catalog: Catalog, media: MediaService,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.store = store
         self.node = node
         self.text = text
         self.catalog = catalog
+        self.media = media
         self.receipts = DeliveryReceipts(store, node)
         node.on_direct_delivered = self.receipts.note
         self.on_stored: Callable[[Message], None] | None = None  # e.g. push notifications
@@ -45,11 +48,16 @@ class ChatService:
         counter = itertools.count(1)
         self._new_id: Callable[[], str] = lambda: f"{prefix}{next(counter):08x}"
 
-    @op("msg.send", conv=S, body=BODY, cid=S_OPT, reply_to=S_OPT)
+    @op("msg.send", conv=S, body=BODY, cid=S_OPT, reply_to=S_OPT,
+        attachments=Field(list, items=str, required=False))
     async def send(self, call: Call, conv: str, body: str, cid: str | None = None,
-                   reply_to: str | None = None) -> dict[str, Any]:
+                   reply_to: str | None = None,
+                   attachments: list[str] | None = None) -> dict[str, Any]:
         sender = call.user
-        if not body.strip():
+        files = await self.media.claim(sender, attachments, f"m:{conv}",
+                                       kinds=("image", "voice"),
+                                       max_count=MAX_MESSAGE_IMAGES) if attachments else []
+        if not body.strip() and not files:
             raise BadRequest("body must not be empty", field="body")
         if len(body) > self.config.max_message_chars:
             raise TooLarge(f"body is at most {self.config.max_message_chars} characters",
@@ -60,11 +68,13 @@ class ChatService:
         checked = await self._batched.check(body)
         result = await self.store.send_message(ConvId(conv), self._new_id(), sender,
                                                self._now(), cid, checked.text, checked.flagged,
-                                               reply_to)
+                                               reply_to,
+                                               attachments_text([f.wire() for f in files]))
         if isinstance(result, SendRefused):
             raise _refusal_error(result)
         msg = result.message
         if result.created:
+            await self.media.attach(files, sender, f"m:{conv}", msg.id)
             await self.node.to_conv(msg.conv, msg.wire(), sender, skip=call.conn_id)
             if self.on_stored is not None:
                 self.on_stored(msg)
@@ -86,6 +96,7 @@ class ChatService:
             raise Forbidden(f"messages can be recalled for {self.config.recall_window:g} s",
                             reason="too_late")
         assert isinstance(result, Message)
+        await self.media.erase_message(result.id)  # its photos and voice go with the text
         # Every member's connections, the recalling one too (one code path for all views).
         await self.node.to_conv(result.conv, {"t": "msg.recalled", "conv": result.conv,
                                               "id": result.id, "seq": result.seq}, call.user)
@@ -130,14 +141,17 @@ class ChatService:
         now = self._now()
         peers = [c.peer for c in convs if c.peer is not None and not c.closed]
         online: dict[UserId, bool] = {}
+        avatars: dict[UserId, str] = {}
         if peers:
             visible = await self.store.presence_visible(call.user, peers)
             if visible:
                 online = await self.node.presence.online(sorted(visible))
-        return {"convs": [self._summary(c, now, online) for c in convs]}
+            avatars = {u.id: u.avatar for u in (await self.store.get_users(peers)).values()
+                       if u.avatar}
+        return {"convs": [self._summary(c, now, online, avatars) for c in convs]}
 
-    def _summary(self, c: ConvSummary, now: int,
-                 online: dict[UserId, bool]) -> dict[str, Any]:
+    def _summary(self, c: ConvSummary, now: int, online: dict[UserId, bool],
+                 avatars: dict[UserId, str]) -> dict[str, Any]:
         last = None
         if c.last is not None:
             last = c.last.wire()
@@ -148,7 +162,8 @@ class ChatService:
             "muted_until": c.mute_until if c.mute_until > now else 0, "peer": None}
         if c.kind == "direct" and c.peer is not None:
             entry["peer"] = {"id": c.peer, "nickname": c.peer_nickname,
-                             "online": bool(online.get(c.peer, False))}
+                             "online": bool(online.get(c.peer, False)),
+                             "avatar": avatars.get(c.peer)}
             entry["peer_read_seq"] = c.peer_read_seq
             entry["peer_delivered_seq"] = c.peer_delivered_seq
         else:

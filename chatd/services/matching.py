@@ -198,7 +198,7 @@ class MatchService:
         await self.queue.put(Seeker(
             user_id=user_id, tags=frozenset(user.interests), gender=user.gender,
             age=_age(user.birthdate), prefs=prefs, nickname=user.nickname,
-            verified=user.verified,
+            verified=user.verified, avatar=user.avatar,
             # Asking again keeps the place in the queue (and the widening earned so far).
             since=previous.since if previous else self.queue.now()))
         self._wake.set()
@@ -303,7 +303,8 @@ class MatchService:
         await self.node.joined(me, conv)
         await self.node.to_user(me, {
             "t": "match.found", "conv": conv,
-            "peer": {"id": peer.user_id, "nickname": peer.nickname},
+            "peer": {"id": peer.user_id, "nickname": peer.nickname,
+                     "avatar": peer.avatar or None},
             "shared": list(pair.shared), "level": pair.level})
 
 

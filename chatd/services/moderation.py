@@ -21,6 +21,7 @@ from chatd.errors import BadRequest, Forbidden, NotFound
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
 from chatd.push import Notification, NotifyOffline
+from chatd.services.media import MediaService
 from chatd.services.ops import BODY_OPT, I_OPT, S_OPT, Call, Field, S, op
 from chatd.services.wordlists import WordLists
 from chatd.store import AuditEntry, Report, ReviewItem, Store, User
@@ -63,11 +64,12 @@ def page(offset: int | None, limit: int | None, default: int = 50) -> tuple[int,
 
 
 class ModerationService:
-    def __init__(self, store: Store, node: Node, words: WordLists,
+    def __init__(self, store: Store, node: Node, words: WordLists, media: MediaService,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.store = store
         self.node = node
         self.words = words
+        self.media = media
         self._now = now_ms
         self.notify_offline: NotifyOffline | None = None  # push for users not connected
 
@@ -150,8 +152,12 @@ class ModerationService:
             items = [_review_wire(i) for i in await self.store.review_queue(off, lim)]
         elif which == "reports":
             items = [report_wire(r, True) for r in await self.store.open_reports(off, lim)]
+        elif which == "media":
+            items = await self.media.review_items(off, lim)
+        elif which == "feedback":
+            items = [f.wire(True) for f in await self.store.feedback_queue(off, lim)]
         else:
-            raise BadRequest("queue must be review or reports", field="queue")
+            raise BadRequest("queue must be review, reports, media or feedback", field="queue")
         return {"items": items, "next": off + lim if len(items) == lim else None}
 
     @op("mod.resolve", auth="moderator", item=S, action=S, duration=I_OPT, note=BODY_OPT)
@@ -222,9 +228,11 @@ class ModerationService:
             msg = await self.store.delete_message(ident)
             if msg is None:
                 raise NotFound("no such message")
+            await self.media.erase_message(msg.id)
             await self.node.to_conv(ConvId(msg.conv), {"t": "msg.deleted", "conv": msg.conv,
                                                        "id": msg.id, "seq": msg.seq})
         else:
+            await self.media.erase_post(ident)
             await self.store.delete_post(ident)  # already gone is fine: the outcome holds
 
     async def _sanction(self, call: Call, user_id: UserId, action: str,

@@ -30,6 +30,7 @@ from chatd.tasks import stop_task
 if TYPE_CHECKING:
     from chatd.services.accounts import AccountService
     from chatd.services.matching import MatchService
+from chatd.services.media import MediaService
 
 __all__ = ["CONSENT_DEFAULTS", "FrameLogFilter", "PrivacyService", "consents_of",
            "redact_frames"]
@@ -69,13 +70,14 @@ async def consents_of(store: Store, user_id: UserId) -> dict[str, bool]:
 
 class PrivacyService:
     def __init__(self, store: Store, node: Node, accounts: AccountService,
-                 matching: MatchService,
+                 matching: MatchService, media: MediaService,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  sms_purge_interval: float = 600.0) -> None:
         self.store = store
         self.node = node
         self.accounts = accounts
         self.matching = matching
+        self.media = media
         self._now = now_ms
         self.sms_purge_interval = sms_purge_interval
         self._purge: asyncio.Task[None] | None = None
@@ -184,6 +186,8 @@ class PrivacyService:
             "moderation": sanctions,
             "sms_codes": sms_codes,
             "push": push,
+            "media": await self.media.export(user_id),
+            "feedback": [f.wire() for f in await self.store.feedback_of(user_id)],
         }
 
     @op("account.delete", password=S_OPT, code=S_OPT)
@@ -195,6 +199,7 @@ class PrivacyService:
         if user is None:
             raise Forbidden("this account no longer exists")
         await self.accounts.confirm(user, password, code)
+        await self.media.erase_owner(user.id)  # the files first: their records point at them
         ended = await self.store.delete_account(user.id)
         await self.accounts.forget(user.phone)
         await self.matching.cancel(user.id)

@@ -16,8 +16,9 @@ from chatd.catalog import Catalog, group_conv_id
 from chatd.config import Config
 from chatd.errors import BadRequest, Forbidden, NotFound, TooLarge, muted
 from chatd.ids import ConvId, UserId
+from chatd.services.media import MAX_POST_IMAGES, MediaService
 from chatd.services.moderation import MODERATOR, page, report_wire
-from chatd.services.ops import BODY, BODY_OPT, I_OPT, LINE_OPT, S_OPT, Call, S, op
+from chatd.services.ops import BODY, BODY_OPT, I_OPT, LINE_OPT, S_OPT, Call, Field, S, op
 from chatd.services.privacy import consents_of
 from chatd.services.text import TextGate
 from chatd.store import Post, Report, Store
@@ -37,21 +38,29 @@ SEARCH_KINDS: Final = ("all", "users", "posts", "groups")
 
 class SocialService:
     def __init__(self, config: Config, store: Store, text: TextGate, catalog: Catalog,
+                 media: MediaService,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.config = config
         self.store = store
         self.text = text
         self.catalog = catalog
+        self.media = media
         self._now = now_ms
 
     # --- posts ---------------------------------------------------------------------------
 
-    @op("post.create", body=BODY, group=S_OPT, city=LINE_OPT)
+    @op("post.create", body=BODY, group=S_OPT, city=LINE_OPT,
+        attachments=Field(list, items=str, required=False))
     async def create_post(self, call: Call, body: str, group: str | None = None,
-                          city: str | None = None) -> dict[str, Any]:
-        """Filter the text (block → ``filtered``, mask → stored masked, review → flagged)."""
+                          city: str | None = None,
+                          attachments: list[str] | None = None) -> dict[str, Any]:
+        """Filter the text (block → ``filtered``, mask → stored masked, review → flagged);
+        up to 9 uploaded photos go with it."""
         author = call.user
-        if not body.strip():
+        post_id = uuid.uuid4().hex
+        files = await self.media.claim(author, attachments, f"p:{post_id}", kinds=("image",),
+                                       max_count=MAX_POST_IMAGES) if attachments else []
+        if not body.strip() and not files:
             raise BadRequest("body must not be empty", field="body")
         if len(body) > self.config.max_post_chars:
             raise TooLarge(f"body is at most {self.config.max_post_chars} characters",
@@ -73,9 +82,10 @@ class SocialService:
         if user.muted_until > now:
             raise muted(user.muted_until)
         checked = self.text.check(body)
-        post = Post(uuid.uuid4().hex, author, checked.text, now, group, city, checked.flagged,
-                    user.nickname)
+        post = Post(post_id, author, checked.text, now, group, city, checked.flagged,
+                    user.nickname, tuple(f.wire() for f in files))
         await self.store.create_post(post)
+        await self.media.attach(files, author, f"p:{post_id}")
         return {"post": post.wire()}
 
     @op("post.delete", id=S)
@@ -88,6 +98,7 @@ class SocialService:
             me = await self.store.get_user(user_id)
             if me is None or me.role != MODERATOR:
                 raise Forbidden("you can delete only your own posts")
+        await self.media.erase_post(post_id)
         await self.store.delete_post(post_id)
 
     @op("feed", scope=S, group=S_OPT, before=S_OPT, limit=I_OPT)

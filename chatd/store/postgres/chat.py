@@ -231,8 +231,8 @@ class Chat(Engine):
             if not r[2]:
                 if now - int(r[1]) > window_ms:
                     return "too_late"
-                await c.execute("UPDATE messages SET body='', recalled=TRUE, flagged=FALSE"
-                                " WHERE id=$1", msg_id)
+                await c.execute("UPDATE messages SET body='', attachments='', recalled=TRUE,"
+                                " flagged=FALSE WHERE id=$1", msg_id)
             return message_row(await c.fetchrow(f"{MSG_COLS} WHERE m.id=$1", msg_id))
 
     async def hide_message(self, conv: ConvId, msg_id: str, user_id: UserId) -> Message | None:

@@ -74,6 +74,10 @@ class Media(Engine):
             await c.execute("UPDATE users SET avatar=$1 WHERE id=$2", media_id, user_id)
         return str(old or "")
 
+    async def reported(self, user_id: UserId) -> bool:
+        return bool(await self._fetch("SELECT 1 FROM reports WHERE target_user=$1"
+                                      " AND state='open' LIMIT 1", user_id))
+
     async def add_image_ban(self, phash: int, actor: str, now: int) -> None:
         await self._exec("INSERT INTO image_bans(phash, actor, created_at) VALUES ($1,$2,$3)",
                          signed_phash(phash), actor, now)

@@ -99,8 +99,8 @@ class Moderation(Engine):
 
     async def delete_message(self, msg_id: str) -> Message | None:
         async with self._conn() as c:
-            await c.execute("UPDATE messages SET body='', deleted=TRUE, flagged=FALSE"
-                            " WHERE id=$1", msg_id)
+            await c.execute("UPDATE messages SET body='', attachments='', deleted=TRUE,"
+                            " flagged=FALSE WHERE id=$1", msg_id)
             r = await c.fetchrow(f"{MSG_COLS} WHERE m.id=$1", msg_id)
         self._committed()
         return message_row(r) if r is not None else None

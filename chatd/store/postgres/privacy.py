@@ -103,8 +103,8 @@ class Privacy(Engine):
                             " (SELECT conv_id FROM conv_members WHERE user_id=$1)", user_id)
             await c.execute("UPDATE conversations SET pair=REPLACE(pair, $1, $2)"
                             " WHERE pair LIKE $3", user_id, TOMBSTONE, like_pattern(user_id))
-            await c.execute("UPDATE messages SET body='', sender=$1, cid=NULL, deleted=TRUE,"
-                            " flagged=FALSE WHERE sender=$2", TOMBSTONE, user_id)
+            await c.execute("UPDATE messages SET body='', attachments='', sender=$1, cid=NULL,"
+                            " deleted=TRUE, flagged=FALSE WHERE sender=$2", TOMBSTONE, user_id)
             await c.execute("DELETE FROM blocks WHERE blocked=$1", user_id)
             await c.execute("UPDATE reports SET state='resolved', resolution='account_deleted',"
                             " snapshot='', target_user=$1, target=CASE WHEN kind='user'"

@@ -185,8 +185,8 @@ class Chat(Engine):
             if not r[2]:
                 if now - r[1] > window_ms:
                     return "too_late"
-                c.execute("UPDATE messages SET body='', recalled=1, flagged=0 WHERE id=?",
-                          (msg_id,))
+                c.execute("UPDATE messages SET body='', attachments='', recalled=1, flagged=0"
+                          " WHERE id=?", (msg_id,))
                 self._erased()  # the text must leave the WAL too, not only the table
             return message_row(c.execute(f"{MSG_COLS} WHERE m.id=?", (msg_id,)).fetchone())
         return await self._run(job)

@@ -83,6 +83,11 @@ class Media(Engine):
             return str(r[0]) if r else ""
         return await self._run(job)
 
+    async def reported(self, user_id: UserId) -> bool:
+        return await self._run(lambda c: c.execute(
+            "SELECT 1 FROM reports WHERE target_user=? AND state='open' LIMIT 1",
+            (user_id,)).fetchone() is not None)
+
     async def add_image_ban(self, phash: int, actor: str, now: int) -> None:
         await self._run(lambda c: c.execute(
             "INSERT INTO image_bans(phash, actor, created_at) VALUES (?,?,?)",

@@ -102,7 +102,8 @@ class Moderation(Engine):
     async def delete_message(self, msg_id: str) -> Message | None:
         """Blank the body (the seq stays); the message as it is now, None if unknown."""
         def job(c: sqlite3.Connection) -> Message | None:
-            c.execute("UPDATE messages SET body='', deleted=1, flagged=0 WHERE id=?", (msg_id,))
+            c.execute("UPDATE messages SET body='', attachments='', deleted=1, flagged=0"
+                      " WHERE id=?", (msg_id,))
             r = c.execute(f"{MSG_COLS} WHERE m.id=?", (msg_id,)).fetchone()
             return message_row(r) if r else None
         return await self._run(job)

@@ -132,8 +132,8 @@ class Privacy(Engine):
                       " (SELECT conv_id FROM conv_members WHERE user_id=?)", (user_id,))
             c.execute("UPDATE conversations SET pair=REPLACE(pair, ?, ?) WHERE pair LIKE ?",
                       (user_id, TOMBSTONE, like_pattern(user_id)))
-            c.execute("UPDATE messages SET body='', sender=?, cid=NULL, deleted=1, flagged=0"
-                      " WHERE sender=?", (TOMBSTONE, user_id))
+            c.execute("UPDATE messages SET body='', attachments='', sender=?, cid=NULL, deleted=1,"
+                      " flagged=0 WHERE sender=?", (TOMBSTONE, user_id))
             c.execute("DELETE FROM blocks WHERE blocked=?", (user_id,))
             c.execute("UPDATE reports SET state='resolved', resolution='account_deleted',"
                       " snapshot='', target_user=?, target=CASE WHEN kind='user'"
