@@ -38,6 +38,8 @@ def test_the_store_never_calls_back_into_services_filters_or_the_app() -> None:
     ("chatd.protocol", "sqlite3"),
     ("chatd.store", "asyncpg"),
     ("chatd.app", "redis"),
+    ("chatd.media", "aiobotocore"),
+    ("chatd.media", "botocore"),
 ])
 def test_importing_a_room_loads_no_backend_it_does_not_need(module: str, forbidden: str) -> None:
     code = f"import {module}, sys; assert {forbidden!r} not in sys.modules, 'loaded'"
@@ -59,6 +61,17 @@ def test_only_the_edges_import_websockets_and_only_backends_import_their_clients
                 assert rel.endswith("redis.py"), rel
             if top == "asyncpg":
                 assert rel.startswith("store/postgres/"), rel
+            if top in ("aiobotocore", "botocore"):
+                assert rel == "media/s3.py", rel
+
+
+def test_the_media_checks_are_pure() -> None:
+    # No event loop, no I/O room of chatd: a worker thread or a fuzzer calls them as they are.
+    for name in ("images.py", "voice.py"):
+        for imported in imports_of(CHATD / "media" / name):
+            assert imported.split(".")[0] not in ("asyncio", "socket", "aiohttp"), imported
+            if imported.startswith("chatd"):
+                assert imported == "chatd.media.errors", (name, imported)
 
 
 def test_no_file_is_named_after_an_issue() -> None:
