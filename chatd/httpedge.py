@@ -39,6 +39,9 @@ log = logging.getLogger("chatd.http")
 MAX_HEAD: Final = 16 * 1024
 #: A connection that sends nothing for this long (between requests or inside a body) closes.
 IDLE_SECONDS: Final = 30.0
+#: After a refusal mid-body, how long the rest is read and dropped before the close: closing
+#: with unread input would reset the connection and lose the answer (nginx's lingering close).
+LINGER_SECONDS: Final = 1.0
 _STATUS: Final = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
                   "too_large": 413, "filtered": 422, "rate_limited": 429, "unavailable": 503}
 _MEDIA_PATH: Final = re.compile(r"/media/([A-Za-z0-9_-]{8,64})(/thumb)?")
@@ -78,9 +81,13 @@ class Incoming:
 class MediaRoutes:
     """What each request gets: the media service's answers in HTTP terms."""
 
-    def __init__(self, media: MediaService, spool_dir: Path) -> None:
+    def __init__(self, media: MediaService, spool_dir: Path,
+                 pages: Callable[[str], Reply] | None = None) -> None:
         self.media = media
         self.spool_dir = spool_dir
+        # The other GETs of the port (/healthz, /metrics, /app/...): a browser sends them on
+        # a kept-alive connection that began with a media request.
+        self.pages = pages
 
     def body_limit(self, req: Incoming) -> int:
         """The largest body this request may have (0: none); raises to refuse it at once."""
@@ -89,11 +96,10 @@ class MediaRoutes:
                 raise _MethodNotAllowed("POST")
             kind = (req.query.get("kind") or [""])[0]
             return self.media.max_bytes(kind)
-        if _MEDIA_PATH.fullmatch(req.path):
-            if req.method not in ("GET", "HEAD"):
-                raise _MethodNotAllowed("GET, HEAD")
-            return 0
-        raise NotFound("no such page")
+        if req.method not in ("GET", "HEAD"):
+            raise _MethodNotAllowed("GET, HEAD") if _MEDIA_PATH.fullmatch(req.path) \
+                else NotFound("no such page")
+        return 0
 
     async def answer(self, req: Incoming, body: Path | None) -> Reply:
         try:
@@ -102,7 +108,11 @@ class MediaRoutes:
                 user = await self._bearer(req)
                 record = await self.media.upload(user, req.query["kind"][0], body)
                 return json_reply(200, record.wire())
-            return await self._serve(req)
+            if _MEDIA_PATH.fullmatch(req.path):
+                return await self._serve(req)
+            if self.pages is not None:
+                return self.pages(req.path)
+            raise NotFound("no such page")
         except ChatError as exc:
             return error_reply(exc)
         except StoreUnavailable:
@@ -116,7 +126,7 @@ class MediaRoutes:
 
     async def _serve(self, req: Incoming) -> Reply:
         match = _MEDIA_PATH.fullmatch(req.path)
-        assert match is not None
+        assert match is not None  # answer() routed it here
         media_id, thumb = match.group(1), match.group(2) is not None
         link = (req.query.get("link") or [""])[0]
         viewer = None if link else await self._bearer(req)
@@ -167,8 +177,11 @@ class HttpExchange:
         self._received = 0
         self._task: asyncio.Task[None] | None = None
         self._idle = self._loop.call_later(IDLE_SECONDS, self.close)
+        self._lingering = False
 
     def feed(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a refused body: dropped
         self._idle.cancel()
         self._idle = self._loop.call_later(IDLE_SECONDS, self.close)
         try:
@@ -193,7 +206,7 @@ class HttpExchange:
         self.transport.close()
 
     def _pump(self) -> None:
-        while self._task is None and not self.transport.is_closing():
+        while self._task is None and not self._lingering and not self.transport.is_closing():
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
@@ -270,7 +283,8 @@ class HttpExchange:
                                close=True)
         finally:
             self._drop_spool()
-        if req.method == "HEAD":
+        if req.method == "HEAD":  # the headers of the GET, without its body
+            reply.headers = [h for h in reply.headers if h[0].lower() != "content-length"]
             reply.headers.append(("Content-Length", str(len(reply.body))))
             reply.body = b""
         self._task = None
@@ -295,7 +309,18 @@ class HttpExchange:
             self.close()
             return
         if reply.close or self._h11.our_state is h11.MUST_CLOSE:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Send the answer and the end of our side, drop what still comes, then close."""
+        if self._h11.their_state in (h11.DONE, h11.CLOSED, h11.MUST_CLOSE) \
+                or not self.transport.can_write_eof():
             self.close()
+            return
+        self._lingering = True
+        self.transport.write_eof()
+        self._idle.cancel()
+        self._idle = self._loop.call_later(LINGER_SECONDS, self.close)
 
     def _write(self, data: bytes | None) -> None:
         if data:

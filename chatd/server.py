@@ -44,7 +44,7 @@ from chatd.errors import (
     Unavailable,
 )
 from chatd.httpapi import ApiServer
-from chatd.httpedge import HttpExchange, MediaRoutes
+from chatd.httpedge import HttpExchange, MediaRoutes, Reply
 from chatd.ids import UserId
 from chatd.protocol import (
     CODECS,
@@ -239,7 +239,8 @@ class ChatServer:
             # Browsers send Origin; native apps send none, and are allowed.
             origins = [Origin(o) for o in self.config.origins] + [None]
         edge = type("Edge", (EdgeConnection,), {
-            "routes": MediaRoutes(self.app.media, self.config.data_dir / "uploads"),
+            "routes": MediaRoutes(self.app.media, self.config.data_dir / "uploads",
+                                  self._page_reply),
             "exchanges": self._exchanges, "open_timeout": self.config.open_timeout})
         self._server = await serve(
             self._handle, self.config.host, self.config.port, create_connection=edge,
@@ -296,15 +297,25 @@ class ChatServer:
                 return _response(429, b'{"status":"too many connections from this address"}',
                                  "application/json")
             return None
+        return self._page(request.path)
+
+    def _page(self, target: str) -> Response:
+        """A plain GET of the port other than the WebSocket and media: health, metrics,
+        the web pages."""
+        path = target.split("?", 1)[0]
         if path == "/healthz":
             status, body = self.app.health()
             return _response(status, json.dumps(body).encode(), "application/json")
         if path == "/metrics":
             return _response(200, self.app.scrape(),
                              "text/plain; version=0.0.4; charset=utf-8")
-        if self.config.serve_web_pages and request.path.startswith(("/app", "/mod")):
+        if self.config.serve_web_pages and target.startswith(("/app", "/mod")):
             return _static(path)
         return _response(404, b"not found\n", "text/plain")
+
+    def _page_reply(self, target: str) -> Reply:
+        page = self._page(target)
+        return Reply(page.status_code, page.body, list(page.headers.raw_items()))
 
     # --- one WebSocket connection --------------------------------------------------------
 

@@ -241,11 +241,8 @@ class MediaService:
         kind, _, where = record.target.partition(":")
         if kind == "m":
             return await self.store.was_member(ConvId(where), viewer)
-        if kind == "p":
-            post = await self.store.get_post(where)
-            return post is not None and (post.group is None
-                                         or await self.store.is_member(ConvId(post.group),
-                                                                       viewer))
+        if kind == "p":  # posts are public (feeds and search show them to every user)
+            return await self.store.get_post(where) is not None
         return kind == "a"  # avatars are public; feedback and unattached files are not
 
     async def fetch(self, viewer: UserId | None, media_id: str, thumb: bool,

@@ -30,7 +30,10 @@ from chatd.tasks import stop_task
 if TYPE_CHECKING:
     from chatd.services.accounts import AccountService
     from chatd.services.matching import MatchService
-from chatd.services.media import MediaService
+
+
+if TYPE_CHECKING:  # the media service imports accounts, which imports this module
+    from chatd.services.media import MediaService
 
 __all__ = ["CONSENT_DEFAULTS", "FrameLogFilter", "PrivacyService", "consents_of",
            "redact_frames"]
