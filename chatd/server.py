@@ -315,7 +315,7 @@ class ChatServer:
 
     def _page_reply(self, target: str) -> Reply:
         page = self._page(target)
-        return Reply(page.status_code, page.body, list(page.headers.raw_items()))
+        return Reply(page.status_code, bytes(page.body), list(page.headers.raw_items()))
 
     # --- one WebSocket connection --------------------------------------------------------
 
