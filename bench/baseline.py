@@ -1,6 +1,6 @@
 """Bare servers on uvloop: the ceilings chatd is measured against in the same run.
 
-    python -m bench.baseline echo|broadcast|relay|socketio --port P
+    python -m bench.baseline echo|broadcast|relay|socketio|sink --port P
 
 ``echo`` sends every frame back. ``broadcast`` sends every frame to every open connection,
 the sender included (its copy is its acknowledgement, like chatd's ``ok``), with one
@@ -20,6 +20,10 @@ serializer) on aiohttp and uvloop: each client names its pair in the connect ``a
 (``{"conv", "body"}``, with an ack id) is checked against the sender's room, emitted to the
 room without the sender as a ``msg`` event (conv, id, from, body, ts), and acknowledged through
 socket.io's ack (the handler's return value, ``{"id", "ts"}``). No storage either.
+
+``sink`` is an upload endpoint on aiohttp and uvloop: ``POST /upload`` streams the body to a
+temporary file and answers ``{"bytes": N}`` (receiving the bytes, nothing checked or decoded):
+the ceiling of chatd's photo uploads.
 """
 
 from __future__ import annotations
@@ -195,6 +199,30 @@ async def _socketio_main(port: int, stop: asyncio.Event) -> None:
         await runner.cleanup()
 
 
+async def _sink_main(port: int, stop: asyncio.Event) -> None:
+    import tempfile
+
+    from aiohttp import web
+
+    async def upload(request: web.Request) -> web.Response:
+        size = 0
+        with tempfile.TemporaryFile() as spool:
+            async for chunk in request.content.iter_chunked(1 << 16):
+                spool.write(chunk)
+                size += len(chunk)
+        return web.json_response({"bytes": size})
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_post("/upload", upload)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
 async def main(kind: str, port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -202,6 +230,8 @@ async def main(kind: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     if kind == "socketio":
         await _socketio_main(port, stop)
+    elif kind == "sink":
+        await _sink_main(port, stop)
     else:
         await _websockets_main(kind, port, stop)
 
@@ -209,7 +239,7 @@ async def main(kind: str, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["echo", "broadcast", "relay", "socketio"])
+    parser.add_argument("kind", choices=["echo", "broadcast", "relay", "socketio", "sink"])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     uvloop.run(main(args.kind, args.port))

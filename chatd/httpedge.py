@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from chatd.ids import UserId
 from chatd.services.media import MediaService
 from chatd.store import StoreUnavailable
 
-__all__ = ["HttpExchange", "MediaRoutes", "Reply"]
+__all__ = ["HttpExchange", "MediaRoutes", "Reply", "clean_spool"]
 
 log = logging.getLogger("chatd.http")
 
@@ -46,6 +47,18 @@ _STATUS: Final = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "no
                   "too_large": 413, "filtered": 422, "rate_limited": 429, "unavailable": 503}
 _MEDIA_PATH: Final = re.compile(r"/media/([A-Za-z0-9_-]{8,64})(/thumb)?")
 _RANGE: Final = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def clean_spool(spool_dir: Path, older_than: float = 3600.0) -> None:
+    """Remove spooled bodies a crashed process left (workers share the directory: only old
+    ones, never an upload in progress)."""
+    if not spool_dir.is_dir():
+        return
+    cutoff = time.time() - older_than
+    for leftover in spool_dir.glob("up-*"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 @dataclass

@@ -44,7 +44,7 @@ from chatd.errors import (
     Unavailable,
 )
 from chatd.httpapi import ApiServer
-from chatd.httpedge import HttpExchange, MediaRoutes, Reply
+from chatd.httpedge import HttpExchange, MediaRoutes, Reply, clean_spool
 from chatd.ids import UserId
 from chatd.protocol import (
     CODECS,
@@ -238,9 +238,10 @@ class ChatServer:
         if self.config.origins:
             # Browsers send Origin; native apps send none, and are allowed.
             origins = [Origin(o) for o in self.config.origins] + [None]
+        spool = self.config.data_dir / "uploads"
+        clean_spool(spool)
         edge = type("Edge", (EdgeConnection,), {
-            "routes": MediaRoutes(self.app.media, self.config.data_dir / "uploads",
-                                  self._page_reply),
+            "routes": MediaRoutes(self.app.media, spool, self._page_reply),
             "exchanges": self._exchanges, "open_timeout": self.config.open_timeout})
         self._server = await serve(
             self._handle, self.config.host, self.config.port, create_connection=edge,

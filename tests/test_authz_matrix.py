@@ -53,6 +53,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "mod.warn": {"user": "nobody"}, "mod.mute": {"user": "nobody", "duration": 60},
     "mod.ban": {"user": "nobody", "duration": 60}, "mod.unban": {"user": "nobody"},
     "mod.audit": {},
+    "profile.avatar": {"media": ""}, "media.link": {"id": "nope"},
+    "feedback": {"text": "意见"}, "feedback.list": {},
+    "mod.media.resolve": {"id": "nope", "action": "dismiss"},
+    "mod.feedback.reply": {"id": "nope", "text": "好的"},
 }
 # Ops that end the caller's own session or account: checked separately, not in the loop.
 SESSION_ENDING = {"logout", "account.delete"}
