@@ -25,7 +25,8 @@ async def matched(url: str, tags_a: list[str], tags_b: list[str],
 async def test_match_on_shared_tag_and_chat_both_ways(url: str) -> None:
     a, b, fa, fb = await matched(url, ["music.jazz", "pet.cat"], ["pet.cat", "music.jazz"])
     assert fa["conv"] == fb["conv"] and fa["conv"].startswith("d:")
-    assert fa["peer"] == {"id": b.user["id"], "nickname": "乙"}  # type: ignore[index]
+    assert fa["peer"] == {"id": b.user["id"], "nickname": "乙",  # type: ignore[index]
+                          "avatar": None}
     assert fa["shared"] == ["music.jazz", "pet.cat"]
     conv = fa["conv"]
     sent = await a.call("msg.send", conv=conv, body="你好")

@@ -240,7 +240,7 @@ async def test_conversation_list_and_mutes(server: ChatServer) -> None:
     assert [c["conv"] for c in convs] == ["g:music.jazz", "g:book.scifi", conv]
     direct = convs[2]
     assert direct["peer"] == {"id": b.user["id"], "nickname": "乙",  # type: ignore[index]
-                              "online": True}
+                              "online": True, "avatar": None}
     assert direct["last"]["body"] == "你好呀" and direct["unread"] == 1
     assert direct["muted_until"] == 0 and "name" not in direct
     assert convs[0]["name"] and convs[0]["peer"] is None and convs[0]["unread"] == 0

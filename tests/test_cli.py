@@ -29,7 +29,7 @@ def chatd(*args: str, env: dict[str, str] | None = None,
 
 
 def flags_of(help_text: str) -> set[str]:
-    return set(re.findall(r"^\s+(--[a-z-]+)", help_text, re.MULTILINE))
+    return set(re.findall(r"^\s+(--[a-z0-9-]+)", help_text, re.MULTILINE))
 
 
 def one_error_line(r: subprocess.CompletedProcess[str], after_logs: bool = False) -> str:

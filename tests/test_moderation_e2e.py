@@ -71,6 +71,7 @@ async def test_moderator_word_lists_apply_at_once(server: ChatServer, url: str) 
 async def test_every_mod_op_is_forbidden_to_users(url: str) -> None:
     user = await registered(url)
     fields = {"word": "x", "text": "x", "queue": "review", "item": "m:x", "action": "dismiss",
+              "id": "x",
               "user": "nobody", "duration": 60}
     assert len(MOD_OPS) >= 14
     for op in MOD_OPS:
