@@ -14,7 +14,7 @@ The reader takes a minimal subset of EBML/Matroska (RFC 8794, RFC 9559):
 - Clusters (known or unknown size: an unknown one ends at the next Segment-level element)
   holding SimpleBlocks or BlockGroups with one Block, all of that track, with any lacing
   (Xiph, EBML, fixed: each frame is one Opus packet). A BlockGroup's DiscardPadding on the
-  last block trims the end, as Ogg's final granule position does;
+  last block trims the end (at most its last packet), as Ogg's final granule position does;
 - everything else (SeekHead, Info, Cues, Tags, Chapters, Attachments, Void, CRC-32, cluster
   timestamps) is skipped by its size. No timestamp is used: Ogg positions come from the
   packets' own durations, so a gap in the recording is closed up, never filled.
@@ -28,8 +28,11 @@ packets add up to more than ``max_seconds`` (checked while reading, before any o
 
 The Ogg output: page 0 the OpusHead alone (BOS; cut to its defined length, so no trailing
 bytes ride along), page 1 an OpusTags with an empty vendor and no comments (the muxer and
-writer names are not carried over), then the audio in pages of about a second, each with the
-granule position after its last completed packet, the last flagged EOS.
+writer names are not carried over), then the audio in pages of about a second (at most 255
+lacing values each), the last flagged EOS. A page's granule position is the number of 48 kHz
+samples decoded once its last completed packet is, pre-skip included (RFC 7845 §4), each
+packet's duration read from its TOC byte (RFC 6716 §3.1); -1 if no packet ends on the page;
+the last page's stops short by the end trim. Page CRCs: :func:`ogg_crc`.
 """
 
 from __future__ import annotations
