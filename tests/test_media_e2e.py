@@ -169,6 +169,11 @@ async def test_voice_clip_with_range_requests_and_length(media_server: ChatServe
     assert status == 413 and err["reason"] == "too_long"  # max_voice_seconds is 2 here
     status, ogg = await upload(srv, a.token, "voice", (DATA / "tone-1s.opus.ogg").read_bytes())
     assert status == 200 and ogg["kind"] == "voice"
+    # What a browser's MediaRecorder sends (WebM/Opus) is kept as Ogg/Opus.
+    status, rec = await upload(srv, a.token, "voice", (DATA / "chrome-2s.webm").read_bytes())
+    assert status == 200 and rec["seconds"] == pytest.approx(1.98)
+    status, kept, headers = await fetch(srv, a.token, f"/media/{rec['id']}")
+    assert status == 200 and headers["Content-Type"] == "audio/ogg" and kept[:4] == b"OggS"
     await a.close()
     await b.close()
 

@@ -2,7 +2,8 @@
 
 - :func:`check_image` / :func:`check_voice`: pure functions (no asyncio, no chatd I/O) that
   accept by content, refuse with :class:`MediaRejected` (``reason``: ``unsupported``,
-  ``too_many_pixels``, ``too_long``, ``corrupt``) and return cleaned bytes without metadata.
+  ``too_many_pixels``, ``too_long``, ``corrupt``) and return cleaned bytes without metadata
+  (a WebM/Opus voice note comes back as Ogg/Opus: :mod:`chatd.media.webm` remuxes it).
 - :class:`MediaStorage`: one contract, two implementations: :class:`DirMediaStorage` here and
   ``chatd.media.s3.S3MediaStorage`` (imported on its own, since it needs the ``s3`` extra).
 """

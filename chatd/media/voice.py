@@ -3,18 +3,24 @@
 Accepted (by content, never by name or declared type):
 
 - AAC (``mp4a.40.*``: LC, HE) in MP4/M4A, only sound tracks -> ``audio/mp4``;
-- Opus in Ogg, one logical stream -> ``audio/ogg``.
+- Opus in Ogg, one logical stream -> ``audio/ogg``;
+- Opus in WebM, one audio track (what Chrome's, Edge's and Firefox's MediaRecorder write) ->
+  remuxed to Ogg Opus by :mod:`chatd.media.webm` (packets copied, never transcoded), then
+  checked as an uploaded Ogg would be -> ``audio/ogg``.
 
-Refused as ``unsupported``: MP3, WAV, FLAC, AMR, WebM (Chrome's MediaRecorder), Vorbis or
-FLAC in Ogg, multiplexed or chained Ogg, ALAC/Opus/AC-3 in MP4, an MP4 with a video or any
-non-sound track, fragmented MP4 (Safari's MediaRecorder: no duration in its header).
-``corrupt``: empty, truncated, boxes or pages that do not add up, no duration.
-``too_long``: the container's duration exceeds ``max_seconds``.
+Refused as ``unsupported``: MP3, WAV, FLAC, AMR, Vorbis or FLAC in Ogg, multiplexed or
+chained Ogg, ALAC/Opus/AC-3 in MP4, an MP4 with a video or any non-sound track, fragmented
+MP4 (Safari's MediaRecorder: no duration in its header), Matroska other than WebM, WebM with
+Vorbis, a video track or several tracks.
+``corrupt``: empty, truncated, boxes, pages or elements that do not add up, no duration.
+``too_long``: the container's duration exceeds ``max_seconds`` (for WebM, the packets'
+durations are added up before any Ogg is written).
 
 The returned bytes carry no tags: in MP4 every box outside the ones playback needs is dropped
 (``udta``, ``meta``, ``free``, ``uuid``, ... : iTunes tags, ``©xyz`` location, device and
 software names) and chunk offsets are moved to match; in Ogg the OpusTags packet is replaced
-by an empty one (no vendor string, no comments, no preserved padding data).
+by an empty one (no vendor string, no comments, no preserved padding data); of a WebM only the
+OpusHead and the Opus packets are carried over (no Info, Tags, muxer or writer names).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Final
 from mutagen import MutagenError, mp4, ogg, oggopus
 
 from chatd.media.errors import MediaRejected
+from chatd.media.webm import EBML_MAGIC, webm_to_ogg
 
 __all__ = ["VOICE_TYPES", "CheckedVoice", "check_voice"]
 
@@ -60,6 +67,9 @@ def check_voice(data: bytes | Path, *, max_seconds: float) -> CheckedVoice:
     raw = data.read_bytes() if isinstance(data, Path) else bytes(data)
     if not raw:
         raise MediaRejected("corrupt", "empty")
+    if raw[:4] == EBML_MAGIC:
+        # Stored as Ogg: one Opus container for clients to play, and the Ogg checks below.
+        raw = webm_to_ogg(raw, max_seconds=max_seconds)
     if raw[:4] == b"OggS":
         clean, seconds, content_type = *_check_ogg(raw), "audio/ogg"
     elif raw[4:8] == b"ftyp":

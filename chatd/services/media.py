@@ -354,6 +354,6 @@ def _rejection(exc: MediaRejected, kind: str, config: Config) -> Exception:
     if reason == "too_long":
         return TooLarge(f"voice clips are at most {config.max_voice_seconds:g} s",
                         limit=config.max_voice_seconds, reason=reason)
-    what = "a voice clip (AAC/M4A or Opus/Ogg)" if kind == "voice" else \
+    what = "a voice clip (AAC/M4A, Opus/Ogg or Opus/WebM)" if kind == "voice" else \
         "a picture (JPEG, PNG, WebP or HEIC)"
     return BadRequest(f"the file is not {what} we can read", reason=reason)
