@@ -74,7 +74,7 @@ async def test_search_users_posts_groups_and_history(url: str) -> None:
     found = await b.call("search", q="搜索目标")
     assert [u["id"] for u in found["users"]] == [a.user["id"]]  # type: ignore[index]
     assert set(found["users"][0]) == {"id", "nickname", "bio", "gender", "interests",
-                                     "verified"}
+                                     "verified", "avatar"}
     assert [p["body"] for p in found["posts"]] == ["搜索目标的帖子"]
     groups = (await b.call("search", q="科幻", kind="groups"))["groups"]
     assert {"conv": "g:book.scifi", "tag": "book.scifi"}.items() <= groups[0].items()

@@ -71,7 +71,8 @@ def test_every_user_written_text_field_is_marked() -> None:
                 ("post.create", "body"): "body", ("post.create", "city"): "line",
                 ("report", "text"): "body", ("mod.resolve", "note"): "body",
                 ("mod.warn", "note"): "body", ("mod.mute", "note"): "body",
-                ("mod.ban", "note"): "body"}
+                ("mod.ban", "note"): "body", ("feedback", "text"): "body",
+                ("mod.feedback.reply", "text"): "body"}
     marked = {(op, name): f.text for op, spec in OPS.items()
               for name, f in spec.fields.items() if f.text is not None}
     assert marked == expected
