@@ -14,8 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from chatd.broker.redis import REDIS_ERRORS
 from chatd.ids import UserId
 from chatd.tasks import stop_task
 
@@ -43,7 +42,7 @@ class RedisPresence:
 
     async def close(self) -> None:
         await stop_task(self._task)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             pipe = self._r.pipeline(transaction=False)
             for user_id in self._users:
                 pipe.zrem(self._key(user_id), self.node_id)
@@ -52,12 +51,12 @@ class RedisPresence:
 
     async def add(self, user_id: UserId) -> None:
         self._users.add(user_id)
-        with contextlib.suppress(RedisError, OSError):  # the refresher retries
+        with contextlib.suppress(*REDIS_ERRORS):  # the refresher retries
             await self._write([user_id])
 
     async def remove(self, user_id: UserId) -> None:
         self._users.discard(user_id)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._r.zrem(self._key(user_id), self.node_id)
 
     async def online(self, users: Sequence[UserId]) -> dict[UserId, bool]:
@@ -86,5 +85,5 @@ class RedisPresence:
                 users = list(self._users)
                 for i in range(0, len(users), 1000):
                     await self._write(users[i:i + 1000])
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("presence refresh failed (%s)", type(exc).__name__)
