@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from chatd.broker import BrokerUnavailable
 from chatd.broker.redis import REDIS_ERRORS
 from chatd.ids import UserId
 from chatd.tasks import stop_task
@@ -60,11 +61,16 @@ class RedisPresence:
             await self._r.zrem(self._key(user_id), self.node_id)
 
     async def online(self, users: Sequence[UserId]) -> dict[UserId, bool]:
+        """Raises BrokerUnavailable (the retryable ``unavailable``) when Redis, or the shard
+        of one of the users, cannot answer."""
         now = int(time.time() * 1000)
         pipe = self._r.pipeline(transaction=False)
         for user_id in users:
             pipe.zcount(self._key(user_id), now, "+inf")
-        counts = await pipe.execute()
+        try:
+            counts = await pipe.execute()
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailable(f"presence unreachable: {type(exc).__name__}") from exc
         return {u: bool(n) for u, n in zip(users, counts, strict=True)}
 
     async def _write(self, users: Sequence[UserId]) -> None:
