@@ -237,6 +237,7 @@ class ShardedRedisBroker:
                 continue
             except Exception:
                 log.exception("redis cluster maintenance failed")
+                self._stale.set()
             # At most one refresh a second: each one recycles the command connections.
             await asyncio.sleep(1.0)
 
@@ -254,10 +255,11 @@ class ShardedRedisBroker:
                     continue
                 del shard.slots[slot]
                 shard.pending.difference_update(c.encode() for c in chans)
-                log.warning("redis cluster: slot %d moved from %s to %s", slot, shard.name,
-                            owner.name)
                 await self._send(shard, "sunsubscribe", sorted(chans))
                 moves.setdefault(owner, []).extend(chans)
+        if moves:
+            log.warning("redis cluster: %d channels move to %s", sum(map(len, moves.values())),
+                        ", ".join(sorted(owner.name for owner in moves)))
         for owner, moved in moves.items():
             owner.catch_up = True  # what was published meanwhile is in the store
             for channel in moved:
