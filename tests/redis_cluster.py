@@ -5,7 +5,8 @@ in a temporary directory, joins them with ``redis-cli --cluster create``, waits 
 node reports ``cluster_state:ok`` and stops them when the session ends. It never touches the
 Redis on 6379. A test may stop one master and start it again on the same port with the same
 cluster config file (:meth:`LocalCluster.kill` / :meth:`LocalCluster.start_node`); it must
-leave the cluster ok (:meth:`LocalCluster.wait_ok`). Missing binaries fail the run (CI installs
+leave the cluster ok (:meth:`LocalCluster.wait_ok`), and a slot it moves
+(:meth:`LocalCluster.move_slot`) back where it was. Missing binaries fail the run (CI installs
 redis-server and redis-tools), they never skip it.
 Import the fixture into a test module: ``from tests.redis_cluster import redis_cluster``.
 """
@@ -147,6 +148,20 @@ class LocalCluster:
                 if f and f[1].startswith(f"127.0.0.1:{port}@"):
                     return "fail" in f[2].split(",")
         return False
+
+    def move_slot(self, slot: int, source: int, target: int) -> None:
+        """Move one hash slot, and its keys, from master ``source`` to master ``target``
+        (the resharding steps of the cluster spec: IMPORTING, MIGRATING, MIGRATE, NODE)."""
+        with self.client(source) as src, self.client(target) as dst:
+            src_id = src.execute_command("CLUSTER", "MYID").decode()
+            dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+            for port in [target, source, *(p for p in self.ports if p not in (source, target))]:
+                with self.client(port) as r:
+                    r.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def owner(self, name: str) -> int:
         """The port of the master that owns the slot of a key or shard channel."""

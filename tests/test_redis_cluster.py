@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 from chatd.broker.redis import redis_client
 from chatd.broker.sharded_redis import ShardedRedisBroker
@@ -126,6 +127,41 @@ async def test_a_channel_lives_on_the_shard_of_its_slot(redis_cluster: LocalClus
                 assert mine == []
         assert nodes[0].healthy and nodes[1].healthy
     finally:
+        for b in nodes:
+            await b.close()
+
+
+async def test_a_moved_slot_takes_its_channel_along(redis_cluster: LocalCluster,
+                                                    prefix: str) -> None:
+    nodes = [ShardedRedisBroker(redis_cluster.url, prefix, f"n{i}") for i in range(2)]
+    inboxes = [Inbox() for _ in nodes]
+    for b, inbox in zip(nodes, inboxes, strict=True):
+        await b.start(inbox)
+    channel = prefix + "c:moving"
+    slot = key_slot(channel.encode())
+    source = redis_cluster.owner(channel)
+    target = next(p for p in redis_cluster.ports if p != source)
+    moved = False
+    try:
+        await nodes[0].subscribe(channel)
+        await asyncio.sleep(0.2)
+        await nodes[1].publish(channel, "before")
+        assert await inboxes[0].next() == (channel, "before")
+        await asyncio.to_thread(redis_cluster.move_slot, slot, source, target)
+        moved = True
+        # The subscriber follows on the server's SUNSUBSCRIBE; the publisher on MOVED.
+        deadline = time.monotonic() + t(5)
+        while nodes[0].shard_of(channel) != f"127.0.0.1:{target}" or not nodes[0].healthy:
+            assert time.monotonic() < deadline, "the subscription did not follow its slot"
+            await asyncio.sleep(0.05)
+        await nodes[1].publish(channel, "after")
+        assert await inboxes[0].next() == (channel, "after")
+        for port, subscribers in ((target, 1), (source, 0)):
+            with redis_cluster.client(port) as r:
+                assert r.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1] == subscribers
+    finally:
+        if moved:
+            await asyncio.to_thread(redis_cluster.move_slot, slot, target, source)
         for b in nodes:
             await b.close()
 
