@@ -53,10 +53,12 @@ def make_push_outbox(config: Config, store: Store, presence: Presence) -> PushOu
 def make_backends(config: Config, node_id: str) -> tuple[Broker, Presence, MatchQueue]:
     """The broker, presence and match queue the config names (uvicorn-style by name)."""
     if config.broker == "redis":
-        from chatd.broker.redis import RedisBroker
+        from chatd.broker.redis import redis_broker
         from chatd.matching.redis import RedisMatchQueue
         from chatd.presence.redis import RedisPresence
-        broker = RedisBroker(config.redis_url, config.key_prefix, node_id)
+        # Plain pub/sub on one Redis; sharded pub/sub on a redis+cluster:// URL. Either way
+        # ``broker.client`` is the node's one bounded command client.
+        broker = redis_broker(config.redis_url, config.key_prefix, node_id)
         return (broker,
                 RedisPresence(broker.client, node_id, config.key_prefix, config.presence_ttl),
                 RedisMatchQueue(broker.client, node_id, config.key_prefix))
@@ -67,10 +69,10 @@ def make_counters(config: Config, broker: Broker) -> Counters:
     """Abuse counters shared by the nodes: Redis' with the Redis broker (its client), else
     this process' own (a node alone: its limits live in memory)."""
     if config.broker == "redis":
-        from chatd.broker.redis import RedisBroker
         from chatd.limits.redis import RedisCounters
-        assert isinstance(broker, RedisBroker)
-        return RedisCounters(broker.client, config.key_prefix)
+        client = getattr(broker, "client", None)
+        assert client is not None, "a Redis broker owns the command client"
+        return RedisCounters(client, config.key_prefix)
     return MemoryCounters()
 
 

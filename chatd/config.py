@@ -12,10 +12,12 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Final, Literal, NamedTuple, get_args, get_origin, get_type_hints
+from urllib.parse import unquote
 
 __all__ = ["MIN_SECRET_CHARS", "SETTINGS_HELP", "SETTINGS_METAVAR", "Config", "ConfigError",
-           "api_key_pairs", "default_text", "env_name", "load_config", "metavar"]
+           "RedisClusterUrl", "api_key_pairs", "default_text", "env_name", "load_config",
+           "metavar", "parse_redis_cluster_url"]
 
 Profile = Literal["development", "production"]
 SmsProviderName = Literal["dev", "webhook"]
@@ -217,7 +219,10 @@ SETTINGS_HELP: dict[str, str] = {
                "its own: needs store postgres and broker redis",
     "reuse_port": "share the port with other processes (SO_REUSEPORT; set by --workers)",
     "broker": "memory (one node) or redis",
-    "redis_url": "Redis URL for the redis broker",
+    "redis_url": "Redis URL for the redis broker: redis://HOST:PORT/DB (rediss:// for TLS, "
+                 "unix://PATH), or redis+cluster://HOST:PORT[,HOST:PORT...] for a Redis "
+                 "Cluster with sharded pub/sub (rediss+cluster:// for TLS; the hosts are seeds, "
+                 "the cluster tells the rest)",
     "store": "sqlite (embedded) or postgres",
     "sqlite_synchronous": "full: an acknowledged message survives power loss; normal: it "
                           "survives a chatd crash, not a host crash (faster)",
@@ -391,10 +396,21 @@ def _validate(c: Config) -> None:
                       "sqlite_synchronous") \
                 and choice not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
-    if c.broker == "redis" and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise bad("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    cluster = None
+    if c.broker == "redis":
+        try:
+            cluster = parse_redis_cluster_url(c.redis_url)
+        except ValueError as exc:
+            raise bad("redis_url", str(exc)) from None
+        if cluster is None and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise bad("redis_url", "must be a redis://, rediss://, unix:// or redis+cluster:// "
+                      "URL")
     if not c.key_prefix or any(ch.isspace() for ch in c.key_prefix):
         raise bad("key_prefix", "must be a non-empty prefix without spaces")
+    if cluster is not None and ("{" in c.key_prefix or "}" in c.key_prefix):
+        # A hash tag in the prefix would put every key and channel in one slot: one shard.
+        raise bad("key_prefix", "must not contain { or } with a Redis Cluster (a hash tag "
+                  "would put every key and channel on one shard)")
     if c.store == "postgres" and not c.postgres_dsn.startswith(("postgres://", "postgresql://")):
         raise bad("postgres_dsn", "must be a postgresql:// DSN")
     if not 1 <= c.postgres_pool_min <= c.postgres_pool_max:
@@ -415,6 +431,44 @@ def _validate(c: Config) -> None:
     if c.profile == "production" and c.sms_provider == "dev":
         raise bad("sms_provider", "the development SMS provider is refused in production; "
                   "set sms_provider = \"webhook\" and sms_webhook_url")
+
+
+class RedisClusterUrl(NamedTuple):
+    """A ``redis+cluster://`` URL taken apart: the seed nodes and how to reach them."""
+
+    seeds: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+_CLUSTER_SCHEMES: Final = {"redis+cluster": False, "rediss+cluster": True}
+
+
+def parse_redis_cluster_url(url: str) -> RedisClusterUrl | None:
+    """``redis+cluster://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...]`` taken apart; None for
+    any other URL (one plain Redis). Raises ValueError, naming the part, when malformed."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _CLUSTER_SCHEMES:
+        return None
+    userinfo, at, hosts = rest.rpartition("@")
+    if hosts.endswith("/"):
+        hosts = hosts[:-1]
+    if "/" in hosts or "?" in hosts:
+        raise ValueError("a cluster URL has no database or options (a cluster has only db 0)")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    seeds = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"seed {item.strip()!r} is not HOST:PORT")
+        seeds.append((host, int(port)))
+    return RedisClusterUrl(tuple(seeds), username, password, _CLUSTER_SCHEMES[scheme.lower()])
 
 
 #: Minimum length of an API key's secret and of the inbound-SMS secret (guessing is hopeless).

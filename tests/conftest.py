@@ -23,6 +23,7 @@ from chatd.client import Client
 from chatd.config import Config
 from chatd.server import ChatServer
 from tests.pg import pg_dsn  # noqa: F401  (a fixture for every test module)
+from tests.redis_cluster import redis_cluster  # noqa: F401  (likewise)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

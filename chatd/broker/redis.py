@@ -1,10 +1,14 @@
-"""Redis pub/sub broker (``redis.asyncio`` with hiredis).
+"""Redis pub/sub brokers (``redis.asyncio`` with hiredis): one Redis, or a Redis Cluster.
 
-One reader task owns one pub/sub connection (redis-py's PubSub; centrifuge's ``runForever``):
-the wanted channel set is kept here, so after any disconnect the reader reconnects with
-exponential back-off, subscribes the whole set again, and calls the node's ``on_reconnect``
-hook to catch up from the store what was published meanwhile. ``CancelledError`` always
-propagates. Publishing uses a separate connection pool.
+:class:`RedisBroker` (one Redis): one reader task owns one pub/sub connection (redis-py's
+PubSub; centrifuge's ``runForever``): the wanted channel set is kept here, so after any
+disconnect the reader reconnects with exponential back-off, subscribes the whole set again,
+and calls the node's ``on_reconnect`` hook to catch up from the store what was published
+meanwhile. ``CancelledError`` always propagates. Publishing uses a separate connection pool.
+
+For a ``redis+cluster://`` URL, :func:`redis_broker` returns the sharded one
+(:mod:`chatd.broker.sharded_redis`: the same per shard, with Redis 7 ``SSUBSCRIBE`` /
+``SPUBLISH``), and :func:`redis_client` a bounded ``RedisCluster``.
 """
 
 from __future__ import annotations
@@ -14,18 +18,28 @@ import contextlib
 import inspect
 import logging
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, Final
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 
 from chatd.broker import BrokerUnavailable, Handler, Message, ReconnectHook
+from chatd.config import parse_redis_cluster_url
 from chatd.tasks import stop_task
 
-__all__ = ["RedisBroker", "bounded_client"]
+__all__ = ["REDIS_ERRORS", "RedisBroker", "bounded_client", "handle_message", "redis_broker",
+           "redis_client"]
 
 log = logging.getLogger("chatd.broker")
+
+#: What a Redis or Redis Cluster call raises when the server side fails. redis-py's cluster
+#: errors (a slot not covered, no node reachable) are no ``RedisError``.
+REDIS_ERRORS: Final = (RedisError, RedisClusterException, OSError)
 
 
 def bounded_client(url: str, name: str | None = None, max_connections: int = 8) -> Any:
@@ -36,6 +50,122 @@ def bounded_client(url: str, name: str | None = None, max_connections: int = 8) 
         url, max_connections=max_connections, timeout=5, socket_timeout=2,
         socket_connect_timeout=2, client_name=name)
     return aioredis.Redis(connection_pool=pool)
+
+
+def redis_client(url: str, name: str | None = None, max_connections: int = 8) -> Any:
+    """The node's command client: :func:`bounded_client`, or a bounded ``RedisCluster`` for a
+    ``redis+cluster://`` URL (``max_connections`` per shard)."""
+    parsed = parse_redis_cluster_url(url)
+    if parsed is None:
+        return bounded_client(url, name, max_connections)
+    return _BoundedCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in parsed.seeds],
+        limit=max_connections, require_full_coverage=False, socket_timeout=2,
+        socket_connect_timeout=2, client_name=name, username=parsed.username,
+        password=parsed.password, ssl=parsed.tls)
+
+
+def redis_broker(url: str, prefix: str = "chatd:", node_id: str = "") -> Any:
+    """The broker for ``url``: sharded pub/sub on a Redis Cluster, plain pub/sub otherwise."""
+    if parse_redis_cluster_url(url) is not None:
+        from chatd.broker.sharded_redis import ShardedRedisBroker
+        return ShardedRedisBroker(url, prefix, node_id)
+    return RedisBroker(url, prefix, node_id)
+
+
+# Set while a task holds one of the cluster client's permits (a pipeline's redirects call
+# ``execute_command`` again: they must not wait for a second permit).
+_PERMIT: ContextVar[bool] = ContextVar("chatd_redis_permit", default=False)
+
+
+async def _bounded(permits: asyncio.Semaphore, call: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        if _PERMIT.get():
+            return await call()
+        async with permits:
+            token = _PERMIT.set(True)
+            try:
+                return await call()
+            finally:
+                _PERMIT.reset(token)
+    except (AttributeError, RuntimeError) as exc:
+        # redis-py's cluster client may disconnect a connection another task has just taken
+        # (after a shard failed, free connections are closed): that task then writes to a
+        # closed stream. It is a lost connection, and is reported so.
+        raise RedisConnectionError(f"redis connection closed under a command: {exc}") from exc
+
+
+class _BoundedCluster(RedisCluster):
+    """A ``RedisCluster`` whose commands and pipelines wait for one of ``limit`` permits.
+
+    Its per-shard pools raise ``MaxConnectionsError`` when full instead of waiting (what
+    ``BlockingConnectionPool`` does for one Redis). A permit holder uses at most one
+    connection per shard at a time, so ``limit`` per shard (plus two for redis-py's own slot
+    map queries) is never exceeded.
+    """
+
+    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+        kwargs["max_connections"] = limit + 2
+        super().__init__(*args, **kwargs)
+        self.permits = asyncio.Semaphore(limit)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        return await _bounded(self.permits,
+                              lambda: super(_BoundedCluster, self).execute_command(*args,
+                                                                                   **kwargs))
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+
+    async def aclose(self) -> None:
+        nodes = list(self.nodes_manager.nodes_cache.values())
+        if _PIPELINE.get() and all(hasattr(n, "update_active_connections_for_reconnect")
+                                   for n in nodes):
+            # redis-py's pipeline retry closes the whole client to reinitialize it, cutting
+            # the connections other tasks are using on healthy shards. Do what its command
+            # path does instead: recycle connections once free, reinitialize before the next.
+            for node in nodes:
+                node.update_active_connections_for_reconnect()
+                await node.disconnect_free_connections()
+            self._initialize = True
+            return
+        await super().aclose()
+
+
+_PIPELINE: ContextVar[bool] = ContextVar("chatd_redis_pipeline", default=False)
+
+
+class _BoundedPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        client = self.cluster_client
+        assert isinstance(client, _BoundedCluster)
+        token = _PIPELINE.set(True)
+        try:
+            result: list[Any] = await _bounded(
+                client.permits,
+                lambda: super(_BoundedPipeline, self).execute(raise_on_error,
+                                                              allow_redirections))
+        finally:
+            _PIPELINE.reset(token)
+        return result
+
+
+async def handle_message(handler: Handler, channel: Any, data: bytes) -> None:
+    """Decode one broker message and hand it to the node (a bad one is logged, dropped)."""
+    if isinstance(channel, bytes):
+        channel = channel.decode()
+    try:
+        message = msgpack.unpackb(data, raw=False)
+    except Exception:
+        log.warning("dropped an unreadable broker message on %s", channel)
+        return
+    try:
+        result = handler(channel, message)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("handling a broker message failed")
 
 
 class RedisBroker:
@@ -185,20 +315,6 @@ class RedisBroker:
         assert handler is not None
         while True:
             message = await pubsub.get_message(timeout=1.0)
-            if message is None or message.get("type") != "message":
-                continue
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            try:
-                data = msgpack.unpackb(message["data"], raw=False)
-            except Exception:
-                log.warning("dropped an unreadable broker message on %s", channel)
-                continue
-            try:
-                result = handler(channel, data)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("handling a broker message failed")
+            if message is not None and message.get("type") == "message":
+                await handle_message(handler, message["channel"], message["data"])
 

@@ -6,8 +6,7 @@ import logging
 import time
 from typing import Any, Final
 
-from redis.exceptions import RedisError
-
+from chatd.broker.redis import REDIS_ERRORS
 from chatd.limits import MemoryCounters
 
 __all__ = ["RedisCounters"]
@@ -53,7 +52,7 @@ class RedisCounters:
     async def hit(self, key: str, limit: int, window_ms: int) -> int:
         try:
             n, ttl = await self._hit(keys=[self._prefix + key], args=[window_ms])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._degraded(exc)
             return self._local.hit_now(key, limit, window_ms)
         return 0 if int(n) <= limit else max(1, int(ttl))
@@ -62,14 +61,14 @@ class RedisCounters:
         self._local.forgive_now(key)
         try:
             await self._forgive(keys=[self._prefix + key])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._degraded(exc)
 
     async def reset(self, key: str) -> None:
         self._local.reset_now(key)
         try:
             await self._client.delete(self._prefix + key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._degraded(exc)
 
     def _degraded(self, exc: BaseException) -> None:

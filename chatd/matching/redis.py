@@ -1,7 +1,7 @@
 """The match queue in Redis, shared by every node.
 
-- Waiting users: one hash ``{prefix}mq`` (user id -> JSON seeker and the node holding them).
-- One matcher at a time: the node that holds the lease ``{prefix}mq:leader`` (SET NX PX,
+- Waiting users: one hash ``{prefix}{mq}`` (user id -> JSON seeker and the node holding them).
+- One matcher at a time: the node that holds the lease ``{prefix}{mq}:leader`` (SET NX PX,
   extended by its holder on every tick) pairs the whole queue with the same policy as a
   single node. If it dies, another node takes the lease when it expires.
 - A round's pairs are claimed by one Lua script call (per ``CLAIM_CHUNK`` pairs) that removes
@@ -9,8 +9,11 @@
   lease: no user is matched twice, even across a handover.
 - The matcher keeps the seekers it decoded: an entry whose JSON did not change since the
   last snapshot is not decoded again (most of a big queue, tick after tick).
-- Every node marks itself alive (``{prefix}node:{id}``, short TTL) on each tick; the matcher
-  drops entries of nodes that stopped, so users of a crashed node do not linger.
+- Every node marks itself alive (``{prefix}{mq}:node:<id>``, short TTL) on each tick; the
+  matcher drops entries of nodes that stopped, so users of a crashed node do not linger.
+- Every key carries the hash tag ``{mq}``: on a Redis Cluster the claim script (queue and
+  lease) and the MGET of the liveness keys touch one slot, as a cluster requires. The same
+  names on one Redis (nothing in them outlives a restart of the queue).
 Times are wall-clock seconds here: ``since`` must mean the same on every host.
 """
 
@@ -22,9 +25,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from redis.exceptions import RedisError
-
 from chatd.broker import BrokerUnavailable
+from chatd.broker.redis import REDIS_ERRORS
 from chatd.matching.policy import Prefs, Seeker, UserId
 
 __all__ = ["CLAIM_CHUNK", "RedisMatchQueue"]
@@ -61,9 +63,9 @@ class RedisMatchQueue:
                  lease_ms: int = 3000, alive_ms: int = 5000) -> None:
         self._r = client  # the node's shared Redis client (its owner closes it)
         self.node_id = node_id
-        self._queue = f"{prefix}mq"
-        self._leader = f"{prefix}mq:leader"
-        self._alive_prefix = f"{prefix}node:"
+        self._queue = f"{prefix}{{mq}}"
+        self._leader = f"{prefix}{{mq}}:leader"
+        self._alive_prefix = f"{prefix}{{mq}}:node:"
         self.lease_ms = lease_ms
         self.alive_ms = alive_ms
         self._claim = self._r.register_script(_CLAIM)
@@ -133,7 +135,7 @@ class RedisMatchQueue:
 def _reachable() -> Iterator[None]:
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         raise BrokerUnavailable(f"match queue unreachable: {type(exc).__name__}") from exc
 
 

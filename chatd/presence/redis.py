@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from chatd.broker import BrokerUnavailable
+from chatd.broker.redis import REDIS_ERRORS
 from chatd.ids import UserId
 from chatd.tasks import stop_task
 
@@ -43,7 +43,7 @@ class RedisPresence:
 
     async def close(self) -> None:
         await stop_task(self._task)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             pipe = self._r.pipeline(transaction=False)
             for user_id in self._users:
                 pipe.zrem(self._key(user_id), self.node_id)
@@ -52,20 +52,25 @@ class RedisPresence:
 
     async def add(self, user_id: UserId) -> None:
         self._users.add(user_id)
-        with contextlib.suppress(RedisError, OSError):  # the refresher retries
+        with contextlib.suppress(*REDIS_ERRORS):  # the refresher retries
             await self._write([user_id])
 
     async def remove(self, user_id: UserId) -> None:
         self._users.discard(user_id)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._r.zrem(self._key(user_id), self.node_id)
 
     async def online(self, users: Sequence[UserId]) -> dict[UserId, bool]:
+        """Raises BrokerUnavailable (the retryable ``unavailable``) when Redis, or the shard
+        of one of the users, cannot answer."""
         now = int(time.time() * 1000)
         pipe = self._r.pipeline(transaction=False)
         for user_id in users:
             pipe.zcount(self._key(user_id), now, "+inf")
-        counts = await pipe.execute()
+        try:
+            counts = await pipe.execute()
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailable(f"presence unreachable: {type(exc).__name__}") from exc
         return {u: bool(n) for u, n in zip(users, counts, strict=True)}
 
     async def _write(self, users: Sequence[UserId]) -> None:
@@ -86,5 +91,5 @@ class RedisPresence:
                 users = list(self._users)
                 for i in range(0, len(users), 1000):
                     await self._write(users[i:i + 1000])
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("presence refresh failed (%s)", type(exc).__name__)
