@@ -31,6 +31,7 @@ from chatd.errors import ChatError, NotFound, Unauthorized
 from chatd.ids import UserId
 from chatd.services.media import MediaService
 from chatd.store import StoreUnavailable
+from chatd.store.media import MEDIA_KINDS
 
 __all__ = ["HttpExchange", "MediaRoutes", "Reply", "clean_spool"]
 
@@ -95,8 +96,10 @@ class MediaRoutes:
     """What each request gets: the media service's answers in HTTP terms."""
 
     def __init__(self, media: MediaService, spool_dir: Path,
-                 pages: Callable[[str], Reply] | None = None) -> None:
+                 pages: Callable[[str], Reply] | None = None,
+                 on_upload: Callable[[str, int], None] | None = None) -> None:
         self.media = media
+        self.on_upload = on_upload  # (kind, HTTP status) of each upload, for the metrics
         self.spool_dir = spool_dir
         # The other GETs of the port (/healthz, /metrics, /app/...): a browser sends them on
         # a kept-alive connection that began with a media request.
@@ -115,6 +118,13 @@ class MediaRoutes:
         return 0
 
     async def answer(self, req: Incoming, body: Path | None) -> Reply:
+        reply = await self._route(req, body)
+        if req.path == "/upload" and self.on_upload is not None:
+            kind = (req.query.get("kind") or [""])[0]
+            self.on_upload(kind if kind in MEDIA_KINDS else "other", reply.status)
+        return reply
+
+    async def _route(self, req: Incoming, body: Path | None) -> Reply:
         try:
             if req.path == "/upload":
                 assert body is not None

@@ -39,6 +39,8 @@ class Metrics:
                                       "Word-list reloads, by result (ok or failed)", ["result"],
                                       registry=self.registry)
 
+        self.uploads = Counter("chatd_uploads", "POST /upload answers, by kind and HTTP status",
+                               ["kind", "status"], registry=self.registry)
         self.api_requests = Counter("chatd_api_requests",
                                     "Server API calls, by method and HTTP status",
                                     ["method", "status"], registry=self.registry)

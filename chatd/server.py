@@ -241,7 +241,9 @@ class ChatServer:
         spool = self.config.data_dir / "uploads"
         clean_spool(spool)
         edge = type("Edge", (EdgeConnection,), {
-            "routes": MediaRoutes(self.app.media, spool, self._page_reply),
+            "routes": MediaRoutes(self.app.media, spool, self._page_reply,
+                                  lambda kind, status: self.app.metrics.uploads.labels(
+                                      kind, str(status)).inc()),
             "exchanges": self._exchanges, "open_timeout": self.config.open_timeout})
         self._server = await serve(
             self._handle, self.config.host, self.config.port, create_connection=edge,

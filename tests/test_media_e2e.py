@@ -346,3 +346,34 @@ async def test_keep_alive_and_websocket_share_the_port(media_server: ChatServer)
             assert r.status == 200 and int(r.headers["Content-Length"]) > 100
     assert (await a.call("convs"))["convs"] is not None  # the WebSocket still serves
     await a.close()
+
+
+async def test_new_accounts_photos_wait_in_the_media_queue(config: Config) -> None:
+    """With the default review rule, a new account's photo is published and queued for the
+    moderators; dismiss clears it, delete erases it. Uploads are counted in /metrics."""
+    srv = ChatServer(config)
+    await srv.start()
+    try:
+        url = url_of(srv)
+        a, b, conv = await pair(url)
+        mod = await registered(url)
+        await srv.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
+        ups = [(await upload(srv, a.token, "image", gps_photo(seed=s)))[1] for s in (12, 13)]
+        await a.call("msg.send", conv=conv, body="", attachments=[u["id"] for u in ups])
+        assert len((await b.next_event("msg"))["attachments"]) == 2  # published meanwhile
+        items = (await mod.call("mod.queue", queue="media"))["items"]
+        assert [i["id"] for i in items] == [u["id"] for u in ups]
+        assert items[0]["author"] == a.user["id"] and items[0]["used_in"] == f"m:{conv}"  # type: ignore[index]
+        assert (await fetch(srv, mod.token, f"/media/{ups[0]['id']}"))[0] == 200
+        await mod.call("mod.media.resolve", id=ups[0]["id"], action="dismiss")
+        await mod.call("mod.media.resolve", id=ups[1]["id"], action="delete")
+        assert (await mod.call("mod.queue", queue="media"))["items"] == []
+        assert (await fetch(srv, b.token, f"/media/{ups[0]['id']}"))[0] == 200
+        assert (await fetch(srv, b.token, f"/media/{ups[1]['id']}"))[0] == 404
+        async with aiohttp.ClientSession() as s, s.get(f"{base(srv)}/metrics") as r:
+            metrics = await r.text()
+        assert 'chatd_uploads_total{kind="image",status="200"} 2.0' in metrics
+        for c in (a, b, mod):
+            await c.close()
+    finally:
+        await srv.stop()
