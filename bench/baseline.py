@@ -190,6 +190,12 @@ async def _socketio_main(port: int, stop: asyncio.Event) -> None:
 
     app = web.Application()
     sio.attach(app)
+    await _serve_aiohttp(app, port, stop)
+
+
+async def _serve_aiohttp(app: Any, port: int, stop: asyncio.Event) -> None:
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -214,13 +220,7 @@ async def _sink_main(port: int, stop: asyncio.Event) -> None:
 
     app = web.Application(client_max_size=64 << 20)
     app.router.add_post("/upload", upload)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await _serve_aiohttp(app, port, stop)
 
 
 async def main(kind: str, port: int) -> None:

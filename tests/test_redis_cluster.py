@@ -33,7 +33,7 @@ from tests.test_broker_presence_contract import (  # noqa: F401  (run here on th
     test_subscribed_channel_gets_each_publish_once_in_order,
     test_unsubscribed_channel_gets_nothing,
 )
-from tests.test_scaleout import health, user
+from tests.test_scaleout import health, matched_across, user
 
 
 def test_a_cluster_url_names_its_seeds() -> None:
@@ -181,18 +181,7 @@ def test_two_nodes_on_a_cluster(node_process: Any, redis_cluster: LocalCluster, 
     async def scenario() -> None:
         # A match across the nodes (the queue's script keys share the slot of {mq}), then a
         # 1:1 chat both ways and presence.
-        a = await user(n0.url, ["music.jazz", "book.scifi"], "甲")
-        b = await user(n1.url, ["music.jazz", "book.scifi"], "乙")
-        await a.call("match.start")
-        await b.call("match.start")
-        fa = await a.next_event("match.found", timeout=t(10))
-        fb = await b.next_event("match.found", timeout=t(10))
-        assert fa["conv"] == fb["conv"] and fa["peer"]["id"] == b.user["id"]
-        conv = fa["conv"]
-        await a.call("msg.send", conv=conv, body="跨节点你好")
-        assert (await b.next_event("msg"))["body"] == "跨节点你好"
-        await b.call("msg.send", conv=conv, body="收到")
-        assert (await a.next_event("msg"))["body"] == "收到"
+        a, b, _ = await matched_across(n0.url, n1.url)
         online = (await a.call("presence", users=[b.user["id"], "nobody"]))["online"]
         assert online == {b.user["id"]: True, "nobody": False}
 

@@ -33,6 +33,23 @@ async def user(url: str, tags: list[str], nickname: str = "u") -> Client:
     return c
 
 
+async def matched_across(url_a: str, url_b: str) -> tuple[Client, Client, str]:
+    """Two users on two nodes matched through the shared queue, then a message each way."""
+    a = await user(url_a, ["music.jazz", "book.scifi"], "甲")
+    b = await user(url_b, ["music.jazz", "book.scifi"], "乙")
+    await a.call("match.start")
+    await b.call("match.start")
+    fa = await a.next_event("match.found", timeout=t(10))
+    fb = await b.next_event("match.found", timeout=t(10))
+    assert fa["conv"] == fb["conv"] and fa["peer"]["id"] == b.user["id"]  # type: ignore[index]
+    conv = fa["conv"]
+    await a.call("msg.send", conv=conv, body="跨节点你好")
+    assert (await b.next_event("msg"))["body"] == "跨节点你好"
+    await b.call("msg.send", conv=conv, body="收到")
+    assert (await a.next_event("msg"))["body"] == "收到"
+    return a, b, conv
+
+
 def health(port: int) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
@@ -45,18 +62,7 @@ def test_two_nodes_match_chat_receipts_presence_and_groups(node_process, prefix)
     n1, n2 = cluster(node_process, prefix)
 
     async def scenario() -> None:
-        a = await user(n1.url, ["music.jazz", "book.scifi"], "甲")
-        b = await user(n2.url, ["music.jazz", "book.scifi"], "乙")
-        await a.call("match.start")
-        await b.call("match.start")
-        fa = await a.next_event("match.found", timeout=t(10))
-        fb = await b.next_event("match.found", timeout=t(10))
-        assert fa["conv"] == fb["conv"] and fa["peer"]["id"] == b.user["id"]
-        conv = fa["conv"]
-        await a.call("msg.send", conv=conv, body="跨节点你好")
-        assert (await b.next_event("msg"))["body"] == "跨节点你好"
-        await b.call("msg.send", conv=conv, body="收到")
-        assert (await a.next_event("msg"))["body"] == "收到"
+        a, b, conv = await matched_across(n1.url, n2.url)
         await a.call("read", conv=conv, seq=2)
         assert (await b.next_event("read"))["seq"] == 2
         online = (await a.call("presence", users=[b.user["id"], "nobody"]))["online"]
