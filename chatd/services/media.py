@@ -12,7 +12,6 @@ removed after ``media_orphan_after``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -127,30 +126,46 @@ class MediaService:
         media_id = secrets.token_urlsafe(16)
         async with self._checks:
             try:
-                if kind == "voice":
-                    voice = await asyncio.to_thread(check_voice, body,
-                                                    max_seconds=self.config.max_voice_seconds)
-                    record = MediaRecord(media_id, user_id, kind, voice.content_type,
-                                         len(voice.data), now, seconds=voice.seconds)
-                    await self.storage.put(object_key(media_id), voice.data, voice.content_type)
-                else:
-                    image = await asyncio.to_thread(check_image, body,
-                                                    max_pixels=self.config.max_image_pixels,
-                                                    square=kind == "avatar")
-                    if await self._banned(image.phash):
-                        raise Filtered("image", "this picture is not allowed")
-                    review = await self._needs_review(user_id, user.created_at, now)
-                    record = MediaRecord(media_id, user_id, kind, image.content_type,
-                                         len(image.data), now, image.width, image.height,
-                                         thumb_type=image.thumb_type, phash=image.phash,
-                                         review=review)
-                    await self.storage.put(object_key(media_id), image.data, image.content_type)
-                    await self.storage.put(object_key(media_id, True), image.thumb,
-                                           image.thumb_type)
+                record = await self._check_and_store(media_id, user_id, user.created_at, kind,
+                                                     body, now)
             except MediaRejected as exc:
                 raise _rejection(exc, kind, self.config) from None
-        await self.store.add_media(record)
+        try:
+            await self.store.add_media(record)
+        except BaseException:  # failed or cancelled: no file without a record
+            await self.storage.delete([object_key(media_id), object_key(media_id, True)])
+            raise
         return record
+
+    async def _check_and_store(self, media_id: str, user_id: UserId, created_at: int,
+                               kind: str, body: Path, now: int) -> MediaRecord:
+        storing = False
+        try:
+            if kind == "voice":
+                voice = await asyncio.to_thread(check_voice, body,
+                                                max_seconds=self.config.max_voice_seconds)
+                storing = True
+                await self.storage.put(object_key(media_id), voice.data, voice.content_type)
+                return MediaRecord(media_id, user_id, kind, voice.content_type,
+                                   len(voice.data), now, seconds=voice.seconds)
+            image = await asyncio.to_thread(check_image, body,
+                                            max_pixels=self.config.max_image_pixels,
+                                            square=kind == "avatar")
+            if await self._banned(image.phash):
+                raise Filtered("image", "this picture is not allowed")
+            review = await self._needs_review(user_id, created_at, now)
+            storing = True
+            await self.storage.put(object_key(media_id), image.data, image.content_type)
+            await self.storage.put(object_key(media_id, True), image.thumb, image.thumb_type)
+            return MediaRecord(media_id, user_id, kind, image.content_type, len(image.data),
+                               now, image.width, image.height, thumb_type=image.thumb_type,
+                               phash=image.phash, review=review)
+        except BaseException:
+            # Cancelled (the client went away) or failed half-way: no file without a record.
+            if storing:
+                await asyncio.shield(self.storage.delete([object_key(media_id),
+                                                          object_key(media_id, True)]))
+            raise
 
     async def _banned(self, phash: int) -> bool:
         read_at, bans = self._bans
@@ -327,8 +342,10 @@ class MediaService:
         interval = min(300.0, self.config.media_orphan_after / 4)
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            try:
                 await self.sweep()
+            except Exception as exc:  # the store or the bucket failing for a while
+                log.warning("sweeping unattached uploads failed: %s", exc)
 
     async def sweep(self) -> int:
         """Remove uploads nobody attached within ``media_orphan_after``, and expired links."""
