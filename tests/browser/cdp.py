@@ -30,7 +30,9 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
          "--disable-default-apps", "--disable-extensions", "--mute-audio",
          "--no-default-browser-check", "--password-store=basic", "--use-mock-keychain",
-         "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1")
+         "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+         # getUserMedia gets a fake microphone (a beeping tone) with no permission prompt.
+         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
 
 
 def find_chromium() -> str | None:
@@ -180,8 +182,12 @@ class Page:
         self.name = name
         self.session = session
         self.errors: list[str] = []  # console errors, uncaught exceptions, CSP violations
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
 
     def _on_event(self, method: str, params: dict[str, Any]) -> None:
+        for fut in self._waiters.pop(method, []):
+            if not fut.done():
+                fut.set_result(params)
         if method == "Runtime.exceptionThrown":
             d = params["exceptionDetails"]
             self.errors.append(d.get("exception", {}).get("description") or d.get("text", ""))
@@ -257,6 +263,22 @@ class Page:
         await self.click(selector)
         await self.eval(f"document.querySelector({json.dumps(selector)}).select?.()")
         await self.send("Input.insertText", {"text": text})
+
+    def next_event(self, method: str) -> asyncio.Future[dict[str, Any]]:
+        """A future of the params of this page's next CDP event `method`."""
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(method, []).append(fut)
+        return fut
+
+    async def choose_files(self, selector: str, *paths: Path) -> None:
+        """Click `selector` (something that opens a file picker, as a user would) and pick
+        `paths` in the picker: the page's <input type=file> gets them and fires "change"."""
+        await self.send("Page.setInterceptFileChooserDialog", {"enabled": True})
+        opened = self.next_event("Page.fileChooserOpened")
+        await self.click(selector)
+        chooser = await asyncio.wait_for(opened, self.browser.timeout)
+        await self.send("DOM.setFileInputFiles", {"files": [str(p) for p in paths],
+                                                  "backendNodeId": chooser["backendNodeId"]})
 
     async def press(self, key: str) -> None:
         codes = {"Enter": 13, "Tab": 9, "Escape": 27, "ArrowRight": 39, "ArrowLeft": 37}

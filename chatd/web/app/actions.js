@@ -20,7 +20,8 @@ const $ = (sel) => document.querySelector(sel);
 
 /**
  * app: {client, state, nameOf, convOf, currentConv, serverNow, noteNewest, markRead,
- * renderConvList, renderMessages, renderHead, refreshSoon} from app.js. state.replyTo is
+ * renderConvList, renderMessages, renderHead, refreshSoon, photos() (the composer's tray of
+ * photos, attach.js)} from app.js. state.replyTo is
  * {conv, id, seq, from, body, recalled?, deleted?}: the message being answered.
  * Returns what the page's renders call.
  */
@@ -97,7 +98,7 @@ export function setupActions(app) {
     if (!c) return;
     const items = [];
     if (!c.closed && !m.deleted) items.push({ id: "reply", label: "回复 Reply", run: () => startReply(c, m) });
-    if (!m.deleted && navigator.clipboard) {
+    if (!m.deleted && m.body && navigator.clipboard) {
       items.push({ id: "copy", label: "复制 Copy", run: () => navigator.clipboard.writeText(m.body).catch(() => {}) });
     }
     if (canRecall(m)) items.push({ id: "recall", label: "撤回 Recall", run: () => recall(c, m) });
@@ -143,8 +144,8 @@ export function setupActions(app) {
   }
 
   function startReply(c, m) {
-    const { id, seq, from, body } = m;
-    state.replyTo = { conv: c.conv, id, seq, from, body };
+    const { id, seq, from, body, attachments } = m;
+    state.replyTo = { conv: c.conv, id, seq, from, body, attachments }; // the bar says [图片]
     renderReplyBar();
     $("#body").focus();
   }
@@ -164,29 +165,28 @@ export function setupActions(app) {
     el.classList.add("flash");
   }
 
-  // Sending, with the reply bar's quote.
-  $("#composer").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const input = $("#body");
-    const body = input.value.trim();
-    const conv = state.current;
-    if (!body || !conv || state.sending) return;
+  function showSendError(text, code = "") {
     const err = $("#send-error");
-    clearError(err);
-    input.removeAttribute("aria-invalid");
-    state.sending = true;
+    showError(err, text);
+    err.dataset.code = code;
+  }
+
+  /**
+   * Send a message to `conv` (with the reply bar's quote when it belongs there) and show it
+   * at once. Resolves to the reply; an "err" reply is shown in the send error region.
+   * `attachments`: the upload answers of the photos or the voice clip.
+   */
+  async function sendMessage(conv, body, attachments = []) {
+    clearError($("#send-error"));
     const replyTo = state.replyTo?.conv === conv ? state.replyTo : null;
     const fields = { conv, body, cid: randomId() };
     if (replyTo) fields.reply_to = replyTo.id;
+    if (attachments.length) fields.attachments = attachments.map((a) => a.id);
     const reply = await client.request("msg.send", fields);
-    state.sending = false;
     if (reply.t === "err") {
-      input.setAttribute("aria-invalid", "true");
-      showError(err, `消息未发送 Not sent: ${describeError(new ChatdError(reply))}`);
-      err.dataset.code = reply.code;
-      return;
+      showSendError(`消息未发送 Not sent: ${describeError(new ChatdError(reply))}`, reply.code);
+      return reply;
     }
-    input.value = "";
     state.skew = reply.ts - Date.now();
     if (replyTo && state.replyTo === replyTo) state.replyTo = null;
     // The sending connection gets no msg event of its own message (the reply says what was
@@ -195,6 +195,10 @@ export function setupActions(app) {
     const c = app.convOf(conv);
     if (!c.messages.has(reply.seq)) {
       const m = { t: "msg", conv, id: reply.id, seq: reply.seq, from: state.me.id, body, ts: reply.ts };
+      if (attachments.length) {
+        m.attachments = attachments.map(({ id, kind, bytes, width, height, seconds }) => (
+          { id, kind, bytes, width, height, seconds }));
+      }
       if (replyTo) {
         const { id, seq, from, body: quoted, recalled, deleted } = replyTo;
         Object.assign(m, { reply_to: id, quote: { id, seq, from, body: quoted, recalled, deleted } });
@@ -213,6 +217,34 @@ export function setupActions(app) {
       if (conv === state.current) app.renderMessages();
     }
     app.markRead(c).catch(() => {});
+    return reply;
+  }
+
+  // Sending the composer: its text, the quote of the reply bar and the photos of the tray
+  // (the text may be empty when photos go).
+  $("#composer").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $("#body");
+    const photos = app.photos();
+    const conv = state.current;
+    if ((!input.value.trim() && !photos.count) || !conv || state.sending) return;
+    clearError($("#send-error"));
+    input.removeAttribute("aria-invalid");
+    state.sending = true;
+    try {
+      const attachments = await photos.settled(); // the uploads still under way finish first
+      const body = input.value.trim();
+      if ((!body && !attachments.length) || state.current !== conv) return;
+      const reply = await sendMessage(conv, body, attachments);
+      if (reply.t === "err") {
+        input.setAttribute("aria-invalid", "true");
+        return;
+      }
+      if (input.value.trim() === body) input.value = "";
+      photos.clearDone();
+    } finally {
+      state.sending = false;
+    }
   });
 
   $("#body").addEventListener("input", () => {
@@ -277,5 +309,5 @@ export function setupActions(app) {
     ], "免打扰 Mute");
   });
 
-  return { messageMenu, showQuoted, renderReplyBar };
+  return { messageMenu, showQuoted, renderReplyBar, sendMessage, showSendError };
 }

@@ -1,15 +1,22 @@
-// /app/: register or log in, pick interests, match a stranger and chat, group conversations,
-// settings (notifications, signed-in devices). The session token is kept in localStorage; a
-// reload resumes with "auth" and rebuilds the view from "convs" (list, previews, unread,
-// peers, mutes, receipts) and "history". This module holds the page's state, renders the
-// list and the open conversation and follows the server's events; the message actions
-// (actions.js), the forms of account.js, the settings view (settings.js) and the nickname
-// lookups (names.js) live beside it.
+// /app/: register or log in, pick interests, match a stranger and chat (text, photos, voice
+// clips), group conversations, posts (动态), settings (avatar, notifications, signed-in
+// devices, feedback). The session token is kept in localStorage; a reload resumes with
+// "auth" and rebuilds the view from "convs" (list, previews, unread, peers, mutes, receipts)
+// and "history". This module holds the page's state, renders the list and the open
+// conversation and follows the server's events; the message actions (actions.js), photos
+// and voice in the composer (attach.js), the forms of account.js, the settings view
+// (settings.js, avatar.js, feedback.js), the posts view (posts.js), the nickname lookups
+// (names.js) and the media helpers (media.js) live beside it.
 import { setupAccountForms } from "./account.js";
 import { setupActions } from "./actions.js";
+import { setupChatMedia } from "./attach.js";
+import { setupAvatar } from "./avatar.js";
 import { ChatdClient, describeError } from "./chatd.js";
+import { setupFeedback } from "./feedback.js";
+import { avatar, MediaLinks, PhotoViewer, VoicePlayer } from "./media.js";
 import { closeMenu, confirmDialog } from "./menu.js";
 import { Names } from "./names.js";
+import { setupPosts } from "./posts.js";
 import { setupSettings } from "./settings.js";
 import { clearError, h, setupTabs, showError } from "./ui.js";
 import { checkedInterests, convRow, isMuted, messageItem, muteUntilText,
@@ -26,7 +33,7 @@ const state = {
   // conv id -> the convs summary (peer as its id, peerOnline) and messages: Map(seq -> msg)
   convs: new Map(),
   current: localStorage.getItem("chatd.app.current"),
-  view: "chat", // once signed in: "chat" or "settings"
+  view: "chat", // once signed in: "chat", "posts" or "settings"
   matching: false,
   lastTyping: 0,
   sending: false,
@@ -38,6 +45,11 @@ const state = {
 // Nicknames: peers from convs and match.found, everyone else looked up with "profiles" when
 // first shown; the page renders again when names arrive.
 const names = new Names(client, () => renderAll());
+// Signed links of photos, clips and avatars (media.link), the photo viewer, the voice player.
+const links = new MediaLinks(client);
+const viewer = new PhotoViewer(links);
+const player = new VoicePlayer(links);
+const media = { links, viewer, player };
 localStorage.removeItem("chatd.app.peers"); // an older page kept peers' nicknames there
 
 // --- small helpers -------------------------------------------------------------------------
@@ -84,6 +96,7 @@ function convOf(id) {
   if (!c) {
     c = { conv: id, kind: id.startsWith("g:") ? "group" : "direct", last_seq: 0, read_seq: 0,
           unread: 0, last: null, active_at: 0, muted_until: 0, peer: null, peerOnline: false,
+          peerAvatar: null,
           peer_read_seq: 0, peer_delivered_seq: 0, closed: false, messages: new Map(),
           loaded: false };
     state.convs.set(id, c);
@@ -93,19 +106,39 @@ function convOf(id) {
 
 // --- views ---------------------------------------------------------------------------------
 
-/** One of the page's three screens: "auth" (register, log in), "chat" or "settings". */
+/** One of the page's screens: "auth" (register, log in), "chat", "posts" or "settings". */
 function showView(view) {
-  for (const id of ["auth", "chat", "settings"]) $(`#${id}`).hidden = id !== view;
+  for (const id of ["auth", "chat", "posts", "settings"]) $(`#${id}`).hidden = id !== view;
   // While chatting the page is exactly one screen (the message list scrolls); not elsewhere.
   document.body.classList.toggle("chatting", view === "chat");
   const signedIn = view !== "auth";
   $("#whoami").hidden = !signedIn;
   $("#logout").hidden = !signedIn;
   $("#open-settings").hidden = view !== "chat";
+  $("#open-posts").hidden = view !== "chat";
+  if (view !== "chat") player.stop();
   if (signedIn) {
     state.view = view;
-    $("#whoami").textContent = `${state.me.nickname}`;
+    renderWhoami();
   }
+}
+
+/** The top bar's own avatar and nickname. */
+function renderWhoami() {
+  if (!state.me) return;
+  $("#whoami").replaceChildren(avatar(links, state.me.avatar, state.me.nickname),
+    h("span", {}, state.me.nickname));
+}
+
+/** The avatar of a conversation: the peer's in a 1:1 (their initial without one), the first
+ *  character of its name in a group. */
+function convAvatar(c, size = "s") {
+  if (c.kind === "group") {
+    const face = avatar(links, null, groupName(c), size);
+    face.classList.add("group");
+    return face;
+  }
+  return avatar(links, c.peerAvatar, c.peer ? nameOf(c.peer) : "陌生人", size);
 }
 
 function showAuth() {
@@ -129,7 +162,7 @@ function renderConvList() {
   const groups = $("#group-list");
   direct.replaceChildren();
   groups.replaceChildren();
-  const ctx = { current: state.current, nameOf, listName, onOpen: openConv };
+  const ctx = { current: state.current, nameOf, listName, onOpen: openConv, avatarOf: convAvatar };
   for (const c of [...state.convs.values()].sort(byActivity)) {
     (c.kind === "group" ? groups : direct).append(h("li", {}, convRow(c, ctx)));
   }
@@ -159,6 +192,9 @@ function currentConv() {
 
 function renderHead(c) {
   const title = $("#conv-title");
+  const face = $("#conv-avatar");
+  face.hidden = !c || c.kind !== "direct";
+  if (!face.hidden) face.replaceChildren(convAvatar(c, "m"));
   if (!c) title.textContent = "选择一个会话 Pick a conversation";
   else if (c.kind === "direct" && !c.closed) {
     const label = c.peerOnline ? "在线 online" : "离线 offline";
@@ -188,6 +224,7 @@ function renderMessages(stick = false) {
   const c = currentConv();
   const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
   $("#composer").hidden = !c || c.closed;
+  if ($("#composer").hidden) chatMedia.composerHidden();
   renderHead(c);
   actions.renderReplyBar();
   document.body.classList.toggle("in-conv", !!c);
@@ -197,7 +234,8 @@ function renderMessages(stick = false) {
       "从左边选择一个会话，或点「开始匹配」认识新朋友。Pick a conversation, or find a stranger."));
     return;
   }
-  const ctx = { me: state.me?.id, nameOf, onMore: actions.messageMenu, onQuote: actions.showQuoted };
+  const ctx = { me: state.me?.id, nameOf, onMore: actions.messageMenu, onQuote: actions.showQuoted,
+                media };
   const items = [...c.messages.values()].sort((a, b) => a.seq - b.seq)
     .map((m) => messageItem(m, c, ctx)).filter(Boolean);
   if (c.closed) items.push(h("li", { class: "system" }, "聊天已结束 This chat has ended"));
@@ -224,7 +262,7 @@ async function refreshConvs() {
     Object.assign(c, {
       kind: s.kind, last_seq: s.last_seq, read_seq: s.read_seq, unread: s.unread, last: s.last,
       active_at: s.active_at, muted_until: s.muted_until, closed: s.closed, name: s.name,
-      peer: s.peer ? s.peer.id : null, peerOnline: !!s.peer?.online,
+      peer: s.peer ? s.peer.id : null, peerOnline: !!s.peer?.online, peerAvatar: s.peer?.avatar ?? null,
       peer_read_seq: s.peer_read_seq ?? 0, peer_delivered_seq: s.peer_delivered_seq ?? 0,
     });
     seen.add(s.conv);
@@ -264,6 +302,10 @@ async function markRead(c) {
 }
 
 async function openConv(id) {
+  if (state.current !== id) {
+    chatMedia.reset(); // the tray's photos were for the other conversation
+    player.stop();
+  }
   state.current = id;
   localStorage.setItem("chatd.app.current", id);
   clearError($("#send-error"));
@@ -304,7 +346,10 @@ async function onReady({ user }) {
   renderMatch("");
   if (state.view === "settings") {
     showView("settings");
-    settings.load();
+    loadSettings();
+  } else if (state.view === "posts") {
+    showView("posts");
+    posts.load();
   } else {
     showChat();
   }
@@ -344,6 +389,12 @@ function signedOut(text = "") {
   state.matching = false;
   localStorage.removeItem("chatd.app.current");
   names.clear();
+  links.clear();
+  player.stop();
+  chatMedia.reset();
+  posts.clear();
+  feedback.clear();
+  viewer.close();
   closeMenu(false);
   notice(text);
   showAuth();
@@ -382,9 +433,11 @@ client.on("match.found", async (ev) => {
   names.remember(ev.peer.id, ev.peer.nickname);
   state.matching = false;
   const shared = ev.shared.map((t) => state.tagName.get(t) ?? t).join("、");
-  renderMatch(`已匹配 Matched: ${ev.peer.nickname}${shared ? ` · 共同兴趣 ${shared}` : ""}`);
+  renderMatch(`已匹配 Matched: ${ev.peer.nickname}${shared ? ` · 共同兴趣 ${shared}` : ""}`,
+              avatar(links, ev.peer.avatar, ev.peer.nickname, "m"));
   const c = convOf(ev.conv);
   c.peer = ev.peer.id;
+  c.peerAvatar = ev.peer.avatar ?? null;
   c.kind = "direct";
   await refreshConvs().catch(() => {});
   await openConv(ev.conv);
@@ -453,10 +506,11 @@ client.on("mod.notice", (ev) => {
 
 // --- user actions --------------------------------------------------------------------------
 
-function renderMatch(text) {
+/** The match box's status line; `face`: the new partner's avatar on match found. */
+function renderMatch(text, face = null) {
   $("#match").hidden = state.matching;
   $("#match-cancel").hidden = !state.matching;
-  $("#match-status").textContent = text;
+  $("#match-status").replaceChildren(...(face ? [face, h("span", {}, text)] : [text]));
 }
 
 $("#match").addEventListener("click", async () => {
@@ -504,8 +558,15 @@ $("#logout").addEventListener("click", async () => {
 $("#open-settings").addEventListener("click", () => {
   closeMenu(false);
   showView("settings");
-  settings.load();
+  loadSettings();
   $("#settings-back").focus();
+});
+
+$("#open-posts").addEventListener("click", () => {
+  closeMenu(false);
+  showView("posts");
+  posts.load();
+  $("#posts-back").focus();
 });
 
 const settings = setupSettings({
@@ -517,9 +578,32 @@ const settings = setupSettings({
   onSignedOut: () => signedOut(),
 });
 
+const avatarCard = setupAvatar({ client, links, me: () => state.me, onChange: renderWhoami });
+const feedback = setupFeedback({ client, links, viewer, notice });
+
+function loadSettings() {
+  avatarCard.render();
+  settings.load();
+  feedback.load();
+}
+
+const posts = setupPosts({
+  client, links, viewer,
+  groups: () => (state.me?.interests ?? []).map((tag) => ({ conv: `g:${tag}`,
+                                                           name: state.tagName.get(tag) ?? tag })),
+  onBack: () => {
+    showChat();
+    $("#open-posts").focus();
+  },
+});
+
 const actions = setupActions({
   client, state, nameOf, convOf, currentConv, serverNow, noteNewest, markRead, renderConvList,
-  renderMessages, renderHead, refreshSoon,
+  renderMessages, renderHead, refreshSoon, photos: () => chatMedia.photos,
+});
+
+const chatMedia = setupChatMedia({
+  client, state, sendMessage: actions.sendMessage, showSendError: actions.showSendError,
 });
 
 setupAccountForms({

@@ -1,6 +1,7 @@
 // Builders of the conversation-list rows and the message bubbles of /app/. They read one
 // conversation or message and a small context (who I am, how to name a user, what to call
 // on a click) and return DOM; app.js decides when to render and what the actions do.
+import { attachmentsLabel, photoGrid } from "./media.js";
 import { formatTime, h } from "./ui.js";
 
 /** convs counts unread messages up to 999 and means "999 or more" by it (docs/protocol.md). */
@@ -22,11 +23,15 @@ export function muteUntilText(until, now = Date.now()) {
   return until - now > FOREVER_AFTER ? "直到取消 until lifted" : `至 until ${formatTime(until)}`;
 }
 
-/** One line of a message or a quote: what it said, or that it is gone. */
+/** One line of a message or a quote: what it said (and what it carries), or that it is gone.
+ *  A quote names no attachments: one without text is an attachment. */
 export function snippet(m) {
   if (m.recalled) return "[消息已撤回]";
   if (m.deleted) return "[消息已删除]";
-  return m.body.replace(/\s+/g, " ");
+  const text = m.body.replace(/\s+/g, " ");
+  const label = attachmentsLabel(m.attachments);
+  if (label) return text ? `${label} ${text}` : label;
+  return text || "[附件 Attachment]";
 }
 
 /** The second line of a list row: the newest message, with its sender in a group. */
@@ -50,7 +55,7 @@ function dot(online) {
   return h("span", { class: online ? "dot on" : "dot", role: "img", "aria-label": label, title: label });
 }
 
-/** One row of the conversation list. ctx: {current, nameOf, listName, onOpen}. */
+/** One row of the conversation list. ctx: {current, nameOf, listName, onOpen, avatarOf(c)}. */
 export function convRow(c, ctx) {
   const now = Date.now();
   const muted = isMuted(c, now);
@@ -69,6 +74,7 @@ export function convRow(c, ctx) {
     "aria-current": c.conv === ctx.current ? "true" : null,
     onclick: () => ctx.onOpen(c.conv),
   },
+  ctx.avatarOf(c),
   h("span", { class: "conv-main" },
     h("span", { class: "conv-top" },
       c.kind === "direct" && !c.closed ? dot(c.peerOnline) : null,
@@ -97,9 +103,18 @@ function quoteBlock(m, ctx) {
   }, gone ? snippet(q) : `${ctx.nameOf(q.from)}: ${snippet(q)}`);
 }
 
+/** What a message carries: a voice bubble, or its photos as a grid of thumbnails. */
+function attachmentsBlock(m, media) {
+  const all = m.attachments ?? [];
+  const voice = all.find((a) => a.kind === "voice");
+  if (voice) return media.player.bubble(voice);
+  const photos = all.filter((a) => a.kind === "image");
+  return photos.length ? photoGrid(media.links, photos, media.viewer) : null;
+}
+
 /**
  * One message of the open conversation (null for one hidden by "delete for me").
- * ctx: {me, nameOf, onMore(m, button), onQuote(quote)}.
+ * ctx: {me, nameOf, onMore(m, button), onQuote(quote), media: {links, viewer, player}}.
  */
 export function messageItem(m, c, ctx) {
   if (m.hidden) return null;
@@ -118,7 +133,8 @@ export function messageItem(m, c, ctx) {
                     onclick: (ev) => ctx.onMore(m, ev.currentTarget) }, "⋯")),
     m.reply_to ? quoteBlock(m, ctx) : null,
     m.deleted ? h("div", { class: "body deleted" }, "（消息已删除 deleted）")
-              : h("div", { class: "body" }, m.body));
+              : [attachmentsBlock(m, ctx.media), m.body || !m.attachments?.length
+                ? h("div", { class: "body" }, m.body) : null]);
 }
 
 /** Fill `fieldset` (its legend stays) with a chip per interest tag, `selected` ids checked. */
