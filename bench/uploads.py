@@ -47,16 +47,22 @@ def photos(count: int, size_mb: float) -> list[bytes]:
     """Distinct noisy JPEGs of about ``size_mb`` (noise keeps them large, as phone photos
     are), with EXIF so that stripping has work to do."""
     rng = np.random.default_rng(7)
-    side = int((size_mb * 1e6 / 0.9) ** 0.5 / 1.6) * 2  # ~0.9 B/px at quality 90 on noise
-    out = []
     exif = Image.Exif()
     exif[0x010F] = "BenchPhone"
-    for _ in range(count):
-        pixels = rng.integers(0, 256, (side, int(side * 1.33), 3), dtype=np.uint8)
+
+    def jpeg(side: int) -> bytes:
+        # Smooth gradients plus noise: compresses like a photo, not like pure noise.
+        h, w = side, int(side * 4 / 3)
+        base = np.add.outer(np.arange(h), np.arange(w)) * (255 / (h + w))
+        noise = rng.normal(0, 24, (h, w, 3))
+        pixels = np.clip(base[..., None] + noise, 0, 255).astype(np.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, "JPEG", quality=90, exif=exif.tobytes())
-        out.append(buf.getvalue())
-    return out
+        return buf.getvalue()
+
+    side = 1200
+    side = int(side * (size_mb * 1e6 / len(jpeg(side))) ** 0.5)  # bytes grow with the area
+    return [jpeg(side) for _ in range(count)]
 
 
 class PeakRss:

@@ -250,6 +250,7 @@ class HttpExchange:
                     self._spool.write(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 self.transport.pause_reading()  # one request at a time
+                self._idle.cancel()  # a request being answered is not idle (uploads queue)
                 self._task = self._loop.create_task(self._answer())
             elif isinstance(event, h11.ConnectionClosed):
                 self.close()
@@ -311,6 +312,7 @@ class HttpExchange:
             reply.headers.append(("Content-Length", str(len(reply.body))))
             reply.body = b""
         self._task = None
+        self._idle = self._loop.call_later(IDLE_SECONDS, self.close)
         self._send(reply)
         if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
             self._h11.start_next_cycle()

@@ -126,7 +126,8 @@ def check_image(data: bytes | BinaryIO | Path, *, max_pixels: int, max_side: int
     thumb, thumb_type = _encode(thumb_img, alpha)
     return CheckedImage(data=body, content_type=content_type, width=img.width,
                         height=img.height, thumb=thumb, thumb_type=thumb_type,
-                        phash=int(str(imagehash.phash(img)), 16))
+                        # From the thumbnail: phash shrinks to 32x32 anyway (5x faster).
+                        phash=int(str(imagehash.phash(thumb_img)), 16))
 
 
 def _draft(im: Image.Image, target: int, square: bool) -> None:
@@ -189,7 +190,9 @@ def _fit(img: Image.Image, limit: int) -> Image.Image:
     if longer <= limit:
         return img
     size = (max(1, round(img.width * limit / longer)), max(1, round(img.height * limit / longer)))
-    return img.resize(size, Image.Resampling.LANCZOS)
+    # reducing_gap: a box reduction first, then Lanczos on the last 2x; a quarter of the
+    # time of Lanczos from full size (bench.uploads), the same to the eye.
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 def _bare(img: Image.Image) -> Image.Image:
@@ -204,5 +207,7 @@ def _encode(img: Image.Image, alpha: bool) -> tuple[bytes, str]:
     if alpha:
         img.save(buf, "PNG")
         return buf.getvalue(), "image/png"
-    img.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+    # Baseline, not progressive: progressive encoding took 3x the CPU (200 ms vs 65 ms for a
+    # 2 MB photo here) for 5% fewer bytes.
+    img.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)
     return buf.getvalue(), "image/jpeg"
