@@ -377,3 +377,25 @@ async def test_new_accounts_photos_wait_in_the_media_queue(config: Config) -> No
             await c.close()
     finally:
         await srv.stop()
+
+
+async def test_reported_users_photos_wait_in_the_media_queue(config: Config) -> None:
+    """An older account's photos go straight out; once someone reports the user, their new
+    photos are queued for the moderators too."""
+    srv = ChatServer(replace(config, media_review_new_days=0))
+    await srv.start()
+    try:
+        url = url_of(srv)
+        a, b, _ = await pair(url)
+        mod = await registered(url)
+        await srv.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
+        first = (await upload(srv, a.token, "image", gps_photo(seed=21)))[1]
+        assert (await mod.call("mod.queue", queue="media"))["items"] == []
+        await b.call("report", kind="user", target=a.user["id"], reason="spam")  # type: ignore[index]
+        second = (await upload(srv, a.token, "image", gps_photo(seed=22)))[1]
+        items = (await mod.call("mod.queue", queue="media"))["items"]
+        assert [i["id"] for i in items] == [second["id"]] != [first["id"]]
+        for c in (a, b, mod):
+            await c.close()
+    finally:
+        await srv.stop()
