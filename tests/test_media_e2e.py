@@ -399,3 +399,25 @@ async def test_reported_users_photos_wait_in_the_media_queue(config: Config) -> 
             await c.close()
     finally:
         await srv.stop()
+
+
+async def test_malformed_http_on_the_edge_gets_an_error_and_the_node_carries_on(
+        config: Config) -> None:
+    srv = ChatServer(config)
+    await srv.start()
+    try:
+        for raw in (b"POST /upload?kind=image HTTP/1.1\r\nHost x\r\n\r\n",  # no colon
+                    b"POST /upload?kind=image HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                    b"PUT /media/abcdefgh HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+                    b"POST " + b"x" * 20_000 + b"\r\n\r\n"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(raw)
+            head = await asyncio.wait_for(reader.read(100), t(5))
+            assert head == b"" or head.split(b" ")[1][:1] == b"4", (raw[:40], head)
+            writer.close()
+        a = await registered(url_of(srv))  # the node still serves
+        assert (await upload(srv, a.token, "image", gps_photo()))[0] == 200
+        await a.close()
+    finally:
+        await srv.stop()
