@@ -69,17 +69,35 @@ _NODE_TAG = secrets.token_hex(3)
 UNAVAILABLE_RETRY_MS = 1000
 
 
-class Connection:
-    """One client connection: the hub's ``Conn``, writing straight to the socket.
+class Flusher:
+    """Writes each connection's frames of one loop pass with one ``transport.write``: a socket
+    write per frame was a fifth of the event loop's time (py-spy, bench.ceiling)."""
 
-    Frames go to the transport at once, as ``websockets.broadcast`` does: no task and no
-    queue per connection, so a fan-out costs one buffer append per recipient. The transport's
-    write buffer is the bounded outbound queue: a client that lets it pass ``limit`` bytes is
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+
+    def add(self, conn: Connection) -> None:
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._dirty.append(conn)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
+class Connection:
+    """One client connection: the hub's ``Conn``, writing to the socket once per loop pass.
+
+    No task and no queue per connection: a fan-out costs one buffer append per recipient,
+    and the frames of one pass leave together (:class:`Flusher`). The transport's write
+    buffer is the bounded outbound queue: a client that lets it pass ``limit`` bytes is
     closed with 3008 instead of growing the server's memory (centrifuge's writer lesson).
     """
 
     def __init__(self, ws: ServerConnection, session: Session, limit: int, metrics: Any,
-                 address: str) -> None:
+                 address: str, flusher: Flusher) -> None:
         self.ws = ws
         self.session = session
         self.codec = codec = session.codec
@@ -91,6 +109,9 @@ class Connection:
         self._shares_bytes = not ws.protocol.extensions
         self.closing: asyncio.Task[None] | None = None
         self._metrics = metrics
+        self._flusher = flusher
+        self._out: list[bytes] = []
+        self._out_bytes = 0
 
     # Who is on the connection is the session's to say; the hub reads it from here.
     @property
@@ -110,9 +131,12 @@ class Connection:
             return
         try:
             self._send(frame.encode() if isinstance(frame, str) else frame)
-            self.ws.send_data()
-        except Exception as exc:  # the transport is closing under us
+        except Exception as exc:  # the protocol is closing under us
             log.debug("[%s] write failed: %s", self.cid, type(exc).__name__)
+            return
+        for data in self.ws.protocol.data_to_send():
+            if data:  # (an empty chunk means end of stream: only after a close, not here)
+                self._append(data)
 
     def enqueue_shared(self, frame: Frame, wire: dict[str, bytes]) -> None:
         """Like :meth:`enqueue`, for a fan-out: the WebSocket frame is serialised once per
@@ -127,6 +151,21 @@ class Connection:
             opcode = Opcode.BINARY if self.codec.binary else Opcode.TEXT
             data = wire[self.codec.name] = WsFrame(opcode, payload).serialize(mask=False)
         if self._room_for(len(data)):
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        if not self._out:
+            self._flusher.add(self)
+        self._out.append(data)
+        self._out_bytes += len(data)
+
+    def flush(self) -> None:
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out, self._out_bytes = [], 0
+        if not self.ws.transport.is_closing():
             self.ws.transport.write(data)
 
     def _room_for(self, size: int) -> bool:
@@ -134,7 +173,7 @@ class Connection:
         ws = self.ws
         if self.closing is not None or ws.protocol.state is not State.OPEN:
             return False
-        queued = ws.transport.get_write_buffer_size()
+        queued = ws.transport.get_write_buffer_size() + self._out_bytes
         if queued + size > self._limit:
             log.warning("[%s] slow reader: %d bytes queued; closing", self.cid, queued)
             self._metrics.closed_slow.inc()
@@ -146,6 +185,7 @@ class Connection:
         """Start the closing handshake. Frames are written as they come, so whatever was
         enqueued before (a reply, say) goes out first."""
         if self.closing is None:
+            self.flush()
             self.closing = asyncio.ensure_future(self.ws.close(code, reason))
 
 
@@ -220,6 +260,7 @@ class ChatServer:
         self.api = ApiServer(config, self.app) if config.api_enabled else None
         self._per_address: dict[str, int] = {}
         self._exchanges: set[HttpExchange] = set()
+        self._flusher = Flusher()
         self._unavailable, self._unavailable_logged = 0, 0.0
 
     async def start(self) -> None:
@@ -329,7 +370,7 @@ class ChatServer:
         session = Session(codec, TokenBucket(self.config.rate_per_second,
                                              self.config.rate_burst), self.app.ops)
         conn = Connection(ws, session, self.config.outbound_queue_bytes, self.app.metrics,
-                          address)
+                          address, self._flusher)
         inbox: asyncio.Queue[Request] = asyncio.Queue(self.config.max_inflight)
         self.app.metrics.connections.inc()
         log.debug("[%s] open (%s)", conn.cid, codec.name)
