@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from chatd.client import Client
 from chatd.config import Config
@@ -31,6 +31,7 @@ from tests.browser.conftest import Shots
 from tests.browser.test_chat_features import login
 from tests.browser.test_pages import PASSWORD, base, no_errors
 from tests.conftest import new_phone, t, url_of
+from tests.test_media_e2e import gps_photo
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "media"
 BOTH = ["music.rock", "music.pop"]  # two shared tags: a strong pair, matched at once
@@ -49,17 +50,8 @@ def js(value: Any) -> str:
 
 
 def write_photo(path: Path, size: tuple[int, int] = (800, 600), seed: int = 1) -> Path:
-    """A JPEG of coloured discs on a gradient (each seed looks different)."""
-    rng = random.Random(seed)
-    img = Image.linear_gradient("L").resize(size).convert("RGB")
-    draw = ImageDraw.Draw(img)
-    w, h = size
-    for _ in range(7):
-        x, y = rng.randrange(w), rng.randrange(h)
-        r = rng.randrange(min(w, h) // 8, min(w, h) // 3)
-        draw.ellipse((x - r, y - r, x + r, y + r),
-                     fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    img.save(path, "JPEG", quality=88)
+    """A JPEG of coloured discs on a gradient, with EXIF and GPS (each seed looks different)."""
+    path.write_bytes(gps_photo(size, seed))
     return path
 
 
