@@ -74,7 +74,8 @@ class ChatService:
             raise _refusal_error(result)
         msg = result.message
         if result.created:
-            await self.media.attach(files, sender, f"m:{conv}", msg.id)
+            if files:
+                await self.media.attach(files, sender, f"m:{conv}", msg.id)
             await self.node.to_conv(msg.conv, msg.wire(), sender, skip=call.conn_id)
             if self.on_stored is not None:
                 self.on_stored(msg)
@@ -141,17 +142,14 @@ class ChatService:
         now = self._now()
         peers = [c.peer for c in convs if c.peer is not None and not c.closed]
         online: dict[UserId, bool] = {}
-        avatars: dict[UserId, str] = {}
         if peers:
             visible = await self.store.presence_visible(call.user, peers)
             if visible:
                 online = await self.node.presence.online(sorted(visible))
-            avatars = {u.id: u.avatar for u in (await self.store.get_users(peers)).values()
-                       if u.avatar}
-        return {"convs": [self._summary(c, now, online, avatars) for c in convs]}
+        return {"convs": [self._summary(c, now, online) for c in convs]}
 
-    def _summary(self, c: ConvSummary, now: int, online: dict[UserId, bool],
-                 avatars: dict[UserId, str]) -> dict[str, Any]:
+    def _summary(self, c: ConvSummary, now: int,
+                 online: dict[UserId, bool]) -> dict[str, Any]:
         last = None
         if c.last is not None:
             last = c.last.wire()
@@ -163,7 +161,7 @@ class ChatService:
         if c.kind == "direct" and c.peer is not None:
             entry["peer"] = {"id": c.peer, "nickname": c.peer_nickname,
                              "online": bool(online.get(c.peer, False)),
-                             "avatar": avatars.get(c.peer)}
+                             "avatar": c.peer_avatar or None}
             entry["peer_read_seq"] = c.peer_read_seq
             entry["peer_delivered_seq"] = c.peer_delivered_seq
         else:

@@ -260,6 +260,7 @@ class ConvSummary:
     peer_nickname: str = ""
     peer_read_seq: int = 0  # 1:1: how far the peer has read and received
     peer_delivered_seq: int = 0
+    peer_avatar: str = ""  # the peer's avatar (a media id), "" for none
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class Chat(Engine):
             UserId(r[7]) if r[1] == "direct" and r[7] else None, bool(r[4]), int(r[13]),
             lasts.get((r[0], r[12])) if r[12] is not None else None,
             int(r[11] if r[11] is not None else r[6]), int(r[5]), r[8] or "", int(r[9] or 0),
-            int(r[10] or 0)) for r in rows]
+            int(r[10] or 0), r[14] or "") for r in rows]
         out.sort(key=lambda s: (-s.active_at, s.id.encode()))
         return out
 
@@ -358,7 +358,7 @@ _USER_CONVS = (
     " (SELECT COUNT(*) FROM messages x WHERE x.conv_id=cv.id"
     "  AND x.seq>GREATEST(m.read_seq, cv.last_seq-$2) AND x.sender<>$1 AND NOT x.recalled"
     "  AND NOT x.deleted AND x.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=$1)"
-    + _VISIBLE + ")"
+    + _VISIBLE + "), pu.avatar"
     " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
     " LEFT JOIN conv_members p ON cv.kind='direct' AND p.conv_id=cv.id AND p.user_id<>$1"
     " LEFT JOIN users pu ON pu.id=p.user_id"

@@ -82,7 +82,7 @@ class Chat(Engine):
                 out.append(ConvSummary(
                     ConvId(r[0]), r[1], r[2], r[3], UserId(r[7]) if direct and r[7] else None,
                     bool(r[4]), int(r[13]), last, int(r[11] if r[11] is not None else r[6]),
-                    int(r[5]), r[8] or "", int(r[9] or 0), int(r[10] or 0)))
+                    int(r[5]), r[8] or "", int(r[9] or 0), int(r[10] or 0), r[14] or ""))
             out.sort(key=lambda s: (-s.active_at, s.id))
             return out
         return await self._run(job)
@@ -300,7 +300,7 @@ _USER_CONVS: Final = (
     " (SELECT COUNT(*) FROM messages x WHERE x.conv_id=cv.id"
     "  AND x.seq>MAX(m.read_seq, cv.last_seq-:cap) AND x.sender<>:u AND x.recalled=0"
     "  AND x.deleted=0 AND x.sender NOT IN (SELECT blocked FROM blocks WHERE blocker=:u)"
-    + _VISIBLE + ")"
+    + _VISIBLE + "), pu.avatar"
     " FROM conv_members m JOIN conversations cv ON cv.id=m.conv_id"
     " LEFT JOIN conv_members p ON cv.kind='direct' AND p.conv_id=cv.id AND p.user_id<>:u"
     " LEFT JOIN users pu ON pu.id=p.user_id"
