@@ -45,7 +45,8 @@ IDLE_SECONDS: Final = 30.0
 #: with unread input would reset the connection and lose the answer (nginx's lingering close).
 LINGER_SECONDS: Final = 1.0
 _STATUS: Final = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-                  "too_large": 413, "filtered": 422, "rate_limited": 429, "unavailable": 503}
+                  "method_not_allowed": 405, "too_large": 413, "filtered": 422,
+                  "rate_limited": 429, "unavailable": 503}
 _MEDIA_PATH: Final = re.compile(r"/media/([A-Za-z0-9_-]{8,64})(/thumb)?")
 _RANGE: Final = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -81,6 +82,8 @@ def error_reply(exc: ChatError, *, close: bool = False) -> Reply:
                        close=close)
     if status == 401:
         reply.headers.append(("WWW-Authenticate", 'Bearer realm="chatd"'))
+    elif status == 405:
+        reply.headers.append(("Allow", exc.details["allow"]))
     return reply
 
 
@@ -90,6 +93,10 @@ class Incoming:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
+
+    def param(self, name: str) -> str:
+        """The first value of a query parameter, "" when absent."""
+        return (self.query.get(name) or [""])[0]
 
 
 class MediaRoutes:
@@ -110,8 +117,7 @@ class MediaRoutes:
         if req.path == "/upload":
             if req.method != "POST":
                 raise _MethodNotAllowed("POST")
-            kind = (req.query.get("kind") or [""])[0]
-            return self.media.max_bytes(kind)
+            return self.media.max_bytes(req.param("kind"))
         if req.method not in ("GET", "HEAD"):
             raise _MethodNotAllowed("GET, HEAD") if _MEDIA_PATH.fullmatch(req.path) \
                 else NotFound("no such page")
@@ -120,7 +126,7 @@ class MediaRoutes:
     async def answer(self, req: Incoming, body: Path | None) -> Reply:
         reply = await self._route(req, body)
         if req.path == "/upload" and self.on_upload is not None:
-            kind = (req.query.get("kind") or [""])[0]
+            kind = req.param("kind")
             self.on_upload(kind if kind in MEDIA_KINDS else "other", reply.status)
         return reply
 
@@ -129,7 +135,7 @@ class MediaRoutes:
             if req.path == "/upload":
                 assert body is not None
                 user = await self._bearer(req)
-                record = await self.media.upload(user, req.query["kind"][0], body)
+                record = await self.media.upload(user, req.param("kind"), body)
                 return json_reply(200, record.wire())
             if _MEDIA_PATH.fullmatch(req.path):
                 return await self._serve(req)
@@ -151,7 +157,7 @@ class MediaRoutes:
         match = _MEDIA_PATH.fullmatch(req.path)
         assert match is not None  # answer() routed it here
         media_id, thumb = match.group(1), match.group(2) is not None
-        link = (req.query.get("link") or [""])[0]
+        link = req.param("link")
         viewer = None if link else await self._bearer(req)
         wanted = _RANGE.fullmatch(req.headers.get("range", "").replace(" ", ""))
         start, end = 0, None
@@ -180,8 +186,7 @@ class _MethodNotAllowed(ChatError):
     code = "method_not_allowed"
 
     def __init__(self, allow: str) -> None:
-        super().__init__(f"use {allow}")
-        self.allow = allow
+        super().__init__(f"use {allow}", allow=allow)
 
 
 class HttpExchange:
@@ -265,12 +270,6 @@ class HttpExchange:
         self._received = 0
         try:
             self._limit = self.routes.body_limit(req)
-        except _MethodNotAllowed as exc:
-            reply = error_reply(exc, close=True)
-            reply.status = 405
-            reply.headers.append(("Allow", exc.allow))
-            self._send(reply)
-            return
         except ChatError as exc:
             self._send(error_reply(exc, close=True))
             return

@@ -43,11 +43,7 @@ class FeedbackService:
     async def send(self, call: Call, text: str, attachments: list[str] | None = None
                    ) -> dict[str, Any]:
         user = call.user
-        if not text.strip():
-            raise BadRequest("describe the problem in text", field="text")
-        if len(text) > MAX_FEEDBACK_CHARS:
-            raise TooLarge(f"text is at most {MAX_FEEDBACK_CHARS} characters",
-                           limit=MAX_FEEDBACK_CHARS)
+        _check_text(text, "describe the problem in text")
         wait = await self.counters.hit(f"u:feedback:{user}", FEEDBACK_PER_HOUR, 3_600_000)
         if wait:
             raise RateLimited(wait, "slow down: feedback of this account")
@@ -67,11 +63,7 @@ class FeedbackService:
     @op("mod.feedback.reply", auth="moderator", id=Field(str), text=BODY)
     async def reply(self, call: Call, id: str, text: str) -> dict[str, Any]:
         """Answer a feedback: the user hears of it live on every device, or by push."""
-        if not text.strip():
-            raise BadRequest("the reply must not be empty", field="text")
-        if len(text) > MAX_FEEDBACK_CHARS:
-            raise TooLarge(f"text is at most {MAX_FEEDBACK_CHARS} characters",
-                           limit=MAX_FEEDBACK_CHARS)
+        _check_text(text, "the reply must not be empty")
         now = self._now()
         answered = await self.store.reply_feedback(id, text, call.user, now)
         if answered is None:
@@ -88,3 +80,11 @@ class FeedbackService:
             await self.notify_offline(user, "feedback", f"feedback:{event['id']}",
                                       Notification("意见反馈", "你的反馈有了回复",
                                                    {"kind": "feedback", "id": event["id"]}))
+
+
+def _check_text(text: str, when_blank: str) -> None:
+    if not text.strip():
+        raise BadRequest(when_blank, field="text")
+    if len(text) > MAX_FEEDBACK_CHARS:
+        raise TooLarge(f"text is at most {MAX_FEEDBACK_CHARS} characters",
+                       limit=MAX_FEEDBACK_CHARS)

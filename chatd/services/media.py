@@ -43,6 +43,7 @@ from chatd.media import (
     phash_distance,
 )
 from chatd.services.accounts import hash_token
+from chatd.services.moderation import MODERATOR
 from chatd.services.ops import Call, S, op
 from chatd.store import AuditEntry, Store
 from chatd.store.media import MEDIA_KINDS, MediaRecord
@@ -54,7 +55,6 @@ log = logging.getLogger("chatd.media")
 
 MAX_MESSAGE_IMAGES: Final = 9
 MAX_POST_IMAGES: Final = 9
-MODERATOR: Final = "moderator"
 UPLOADS_PER_MINUTE: Final = 30
 #: Checks that run at once (each decodes a photo: tens of MB for a phone picture).
 CHECK_WORKERS: Final = 2

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from chatd.errors import BadRequest, Forbidden, NotFound
 from chatd.ids import ConvId, UserId
 from chatd.node import Node
 from chatd.push import Notification, NotifyOffline
-from chatd.services.media import MediaService
 from chatd.services.ops import BODY_OPT, I_OPT, S_OPT, Call, Field, S, op
 from chatd.services.wordlists import WordLists
 from chatd.store import AuditEntry, Report, ReviewItem, Store, User
+
+if TYPE_CHECKING:  # the media service reads the moderator role from here
+    from chatd.services.media import MediaService
 
 __all__ = ["FOREVER", "RESOLUTIONS", "ModerationService", "report_wire"]
 
