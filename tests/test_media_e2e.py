@@ -348,76 +348,64 @@ async def test_keep_alive_and_websocket_share_the_port(media_server: ChatServer)
     await a.close()
 
 
-async def test_new_accounts_photos_wait_in_the_media_queue(config: Config) -> None:
+async def test_new_accounts_photos_wait_in_the_media_queue(server: ChatServer) -> None:
     """With the default review rule, a new account's photo is published and queued for the
     moderators; dismiss clears it, delete erases it. Uploads are counted in /metrics."""
-    srv = ChatServer(config)
-    await srv.start()
-    try:
-        url = url_of(srv)
-        a, b, conv = await pair(url)
-        mod = await registered(url)
-        await srv.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
-        ups = [(await upload(srv, a.token, "image", gps_photo(seed=s)))[1] for s in (12, 13)]
-        await a.call("msg.send", conv=conv, body="", attachments=[u["id"] for u in ups])
-        assert len((await b.next_event("msg"))["attachments"]) == 2  # published meanwhile
-        items = (await mod.call("mod.queue", queue="media"))["items"]
-        assert [i["id"] for i in items] == [u["id"] for u in ups]
-        assert items[0]["author"] == a.user["id"] and items[0]["used_in"] == f"m:{conv}"  # type: ignore[index]
-        assert (await fetch(srv, mod.token, f"/media/{ups[0]['id']}"))[0] == 200
-        await mod.call("mod.media.resolve", id=ups[0]["id"], action="dismiss")
-        await mod.call("mod.media.resolve", id=ups[1]["id"], action="delete")
-        assert (await mod.call("mod.queue", queue="media"))["items"] == []
-        assert (await fetch(srv, b.token, f"/media/{ups[0]['id']}"))[0] == 200
-        assert (await fetch(srv, b.token, f"/media/{ups[1]['id']}"))[0] == 404
-        async with aiohttp.ClientSession() as s, s.get(f"{base(srv)}/metrics") as r:
-            metrics = await r.text()
-        assert 'chatd_uploads_total{kind="image",status="200"} 2.0' in metrics
-        for c in (a, b, mod):
-            await c.close()
-    finally:
-        await srv.stop()
+    srv = server
+    url = url_of(srv)
+    a, b, conv = await pair(url)
+    mod = await registered(url)
+    await srv.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
+    ups = [(await upload(srv, a.token, "image", gps_photo(seed=s)))[1] for s in (12, 13)]
+    await a.call("msg.send", conv=conv, body="", attachments=[u["id"] for u in ups])
+    assert len((await b.next_event("msg"))["attachments"]) == 2  # published meanwhile
+    items = (await mod.call("mod.queue", queue="media"))["items"]
+    assert [i["id"] for i in items] == [u["id"] for u in ups]
+    assert items[0]["author"] == a.user["id"] and items[0]["used_in"] == f"m:{conv}"  # type: ignore[index]
+    assert (await fetch(srv, mod.token, f"/media/{ups[0]['id']}"))[0] == 200
+    await mod.call("mod.media.resolve", id=ups[0]["id"], action="dismiss")
+    await mod.call("mod.media.resolve", id=ups[1]["id"], action="delete")
+    assert (await mod.call("mod.queue", queue="media"))["items"] == []
+    assert (await fetch(srv, b.token, f"/media/{ups[0]['id']}"))[0] == 200
+    assert (await fetch(srv, b.token, f"/media/{ups[1]['id']}"))[0] == 404
+    async with aiohttp.ClientSession() as s, s.get(f"{base(srv)}/metrics") as r:
+        metrics = await r.text()
+    assert 'chatd_uploads_total{kind="image",status="200"} 2.0' in metrics
+    for c in (a, b, mod):
+        await c.close()
 
 
-async def test_reported_users_photos_wait_in_the_media_queue(config: Config) -> None:
-    """An older account's photos go straight out; once someone reports the user, their new
-    photos are queued for the moderators too."""
-    srv = ChatServer(replace(config, media_review_new_days=0))
-    await srv.start()
-    try:
-        url = url_of(srv)
-        a, b, _ = await pair(url)
-        mod = await registered(url)
-        await srv.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
-        first = (await upload(srv, a.token, "image", gps_photo(seed=21)))[1]
-        assert (await mod.call("mod.queue", queue="media"))["items"] == []
-        await b.call("report", kind="user", target=a.user["id"], reason="spam")  # type: ignore[index]
-        second = (await upload(srv, a.token, "image", gps_photo(seed=22)))[1]
-        items = (await mod.call("mod.queue", queue="media"))["items"]
-        assert [i["id"] for i in items] == [second["id"]] != [first["id"]]
-        for c in (a, b, mod):
-            await c.close()
-    finally:
-        await srv.stop()
+async def test_reported_users_photos_wait_in_the_media_queue(media_server: ChatServer
+                                                             ) -> None:
+    """An older account's photos go straight out (media_review_new_days=0 here); once
+    someone reports the user, their new photos are queued for the moderators too."""
+    srv, url = media_server, url_of(media_server)
+    a, b, _ = await pair(url)
+    mod = await registered(url)
+    await srv.app.store.set_role(UserId(mod.user["id"]), "moderator")  # type: ignore[index]
+    first = (await upload(srv, a.token, "image", gps_photo(seed=21)))[1]
+    assert (await mod.call("mod.queue", queue="media"))["items"] == []
+    await b.call("report", kind="user", target=a.user["id"], reason="spam")  # type: ignore[index]
+    second = (await upload(srv, a.token, "image", gps_photo(seed=22)))[1]
+    items = (await mod.call("mod.queue", queue="media"))["items"]
+    assert [i["id"] for i in items] == [second["id"]] != [first["id"]]
+    for c in (a, b, mod):
+        await c.close()
 
 
 async def test_malformed_http_on_the_edge_gets_an_error_and_the_node_carries_on(
-        config: Config) -> None:
-    srv = ChatServer(config)
-    await srv.start()
-    try:
-        for raw in (b"POST /upload?kind=image HTTP/1.1\r\nHost x\r\n\r\n",  # no colon
-                    b"POST /upload?kind=image HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-                    b"PUT /media/abcdefgh HTTP/1.1\r\nHost: x\r\n\r\n",
-                    b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
-                    b"POST " + b"x" * 20_000 + b"\r\n\r\n"):
-            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(raw)
-            head = await asyncio.wait_for(reader.read(100), t(5))
-            assert head == b"" or head.split(b" ")[1][:1] == b"4", (raw[:40], head)
-            writer.close()
-        a = await registered(url_of(srv))  # the node still serves
-        assert (await upload(srv, a.token, "image", gps_photo()))[0] == 200
-        await a.close()
-    finally:
-        await srv.stop()
+        server: ChatServer) -> None:
+    srv = server
+    for raw in (b"POST /upload?kind=image HTTP/1.1\r\nHost x\r\n\r\n",  # no colon
+                b"POST /upload?kind=image HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                b"PUT /media/abcdefgh HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+                b"POST " + b"x" * 20_000 + b"\r\n\r\n"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(raw)
+        head = await asyncio.wait_for(reader.read(100), t(5))
+        assert head == b"" or head.split(b" ")[1][:1] == b"4", (raw[:40], head)
+        writer.close()
+    a = await registered(url_of(srv))  # the node still serves
+    assert (await upload(srv, a.token, "image", gps_photo()))[0] == 200
+    await a.close()
