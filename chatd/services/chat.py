@@ -17,7 +17,7 @@ from chatd.node import Node
 from chatd.services.media import MAX_MESSAGE_IMAGES, MediaService
 from chatd.services.ops import BODY, I_OPT, S_OPT, STR_LIST, Call, Field, S, op
 from chatd.services.receipts import DeliveryReceipts
-from chatd.services.text import BatchedGate, TextGate
+from chatd.services.text import TextGate
 from chatd.store import ConvSummary, Message, SendRefused, Store
 from chatd.store.media import attachments_text
 
@@ -40,7 +40,6 @@ class ChatService:
         self.receipts = DeliveryReceipts(store, node)
         node.on_direct_delivered = self.receipts.note
         self.on_stored: Callable[[Message], None] | None = None  # e.g. push notifications
-        self._batched = BatchedGate(text)
         self._now = now_ms
         # Message ids: a random per-process prefix and a counter (unique across nodes and
         # restarts, and much cheaper than uuid4 on the hot path).
@@ -65,7 +64,7 @@ class ChatService:
         if cid is not None and not 1 <= len(cid) <= MAX_CID:
             raise BadRequest(f"cid must be 1 to {MAX_CID} characters", field="cid")
         # The filter is pure: it decides before any store job (``filtered``: nothing stored).
-        checked = await self._batched.check(body)
+        checked = self.text.check(body)
         result = await self.store.send_message(ConvId(conv), self._new_id(), sender,
                                                self._now(), cid, checked.text, checked.flagged,
                                                reply_to,

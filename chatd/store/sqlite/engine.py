@@ -1,8 +1,10 @@
 """The SQLite engine: WAL, foreign keys, versioned migrations, group commit.
 
 All SQL runs on one worker thread that owns the connection, so the event loop never blocks.
-The worker drains every job queued while it was busy and runs them in ONE transaction: under
-load many messages share one fsync, which is what keeps durability from capping throughput.
+The jobs one event-loop pass submits reach the worker together (one hand-over per pass, so
+the worker does not wake for the first job of a pass and commit it alone), and the worker
+drains everything queued while it was busy into ONE transaction: under load many messages
+share one fsync, which is what keeps durability from capping throughput.
 If a job raises, the batch is replayed with a savepoint per job, so one failing job does not
 undo the others. A job's future resolves only after its transaction committed.
 
@@ -56,7 +58,10 @@ class Engine:
         self.synchronous = synchronous
         # Jobs per transaction; 1 turns group commit off (the bench's baseline).
         self.max_batch = max_batch
-        self._jobs: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
+        # Each item is the jobs of one event-loop pass (or _STOP).
+        self._jobs: queue.SimpleQueue[list[Job] | object] = queue.SimpleQueue()
+        self._pass: list[Job] = []  # this pass's jobs, handed over at its end
+        self._pass_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.commits = 0  # transactions committed (group-commit measurement)
@@ -100,6 +105,7 @@ class Engine:
     async def close(self) -> None:
         if self._thread is None:
             return
+        self._hand_over()
         self._jobs.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
@@ -110,25 +116,29 @@ class Engine:
         conn = self._conn
         assert conn is not None
         stopping = False
-        while not stopping:
-            try:
-                # A blocked checkpoint is retried within a second even when no job comes.
-                first = self._jobs.get(timeout=1.0) if self._erasure_due else self._jobs.get()
-            except queue.Empty:
-                self._checkpoint(conn)
-                continue
-            if first is _STOP:
-                break
-            batch: list[Job] = [first]  # type: ignore[list-item]
-            while len(batch) < self.max_batch:
+        waiting: list[Job] = []  # handed over, not yet run (beyond one batch's max_batch)
+        while waiting or not stopping:
+            if not waiting:
                 try:
-                    nxt = self._jobs.get_nowait()
+                    # A blocked checkpoint is retried within a second even when no job comes.
+                    first = self._jobs.get(timeout=1.0) if self._erasure_due \
+                        else self._jobs.get()
+                except queue.Empty:
+                    self._checkpoint(conn)
+                    continue
+                if first is _STOP:
+                    break
+                waiting = first  # type: ignore[assignment]
+            while not stopping and len(waiting) < self.max_batch:
+                try:
+                    more = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                batch.append(nxt)  # type: ignore[arg-type]
+                if more is _STOP:
+                    stopping = True  # what was handed over before it still runs
+                else:
+                    waiting.extend(more)  # type: ignore[arg-type]
+            batch, waiting = waiting[:self.max_batch], waiting[self.max_batch:]
             self._run_batch(conn, batch)
             if self._erasure_due:
                 self._checkpoint(conn)
@@ -212,13 +222,26 @@ class Engine:
         self._erasure_due = False
         self.erasure_checkpoints += 1
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` for the worker; the future resolves after its transaction committed.
+        (A plain function returning the future: one coroutine frame less per store call.)"""
         if self._thread is None:
             raise StoreUnavailable("store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((fn, loop, fut))
-        return await fut
+        if self._pass_loop is not loop:
+            self._hand_over()  # another loop's pass (tests run stores across loops)
+            self._pass_loop = loop
+        if not self._pass:
+            loop.call_soon(self._hand_over)
+        self._pass.append((fn, loop, fut))
+        return fut
+
+    def _hand_over(self) -> None:
+        """Give the worker this pass's jobs, in one queue item."""
+        if self._pass:
+            self._jobs.put(self._pass)
+            self._pass = []
 
 
 # --- helpers --------------------------------------------------------------------------------
