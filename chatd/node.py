@@ -287,20 +287,26 @@ class Node:
 
     # --- receiving -----------------------------------------------------------------------
 
-    async def _on_message(self, channel: str, message: Message) -> None:
+    def _on_message(self, channel: str, message: Message) -> Awaitable[None] | None:
+        """Deliveries (the hot path) are handled at once, without a coroutine; the rest of
+        the kinds may wait on the broker and return an awaitable."""
         try:
             kind, target, sender, body = message
         except (TypeError, ValueError):
             log.warning("dropped an unreadable broker message on %s", channel)
-            return
-        await self._dispatch(kind, target, sender, body)
-
-    async def _dispatch(self, kind: str, target: str, sender: Any, body: Any) -> None:
+            return None
         if kind == _CONV:
             sender_id, skip = sender
             self._deliver_conv(ConvId(target), body, sender_id, skip)
         elif kind == _USER:
             self._fan_out(self.hub.conns_of(UserId(target)), body)
+        else:
+            return self._dispatch(kind, target, sender, body)
+        return None
+
+    async def _dispatch(self, kind: str, target: str, sender: Any, body: Any) -> None:
+        if kind in (_CONV, _USER):
+            self._on_message("", (kind, target, sender, body))
         elif kind == _JOIN:
             if self.hub.join(UserId(target), ConvId(body)):
                 await self._subscribe(self._conv_channel(ConvId(body)))
