@@ -74,6 +74,37 @@ async def test_fragmented_frames_are_reassembled(url: str) -> None:
         assert b'"rid":5' in (await ws.recv()).encode()
 
 
+async def test_requests_in_the_handshake_write_are_answered_in_order(url: str) -> None:
+    """Frames that arrive with the handshake request, before the connection's handler runs,
+    are held and handled first, in order; then a binary message in fragments with a ping
+    between them is reassembled (and the ping answered)."""
+    proto = ClientProtocol(parse_uri(url))  # no subprotocol: msgpack
+    proto.send_request(proto.connect())
+    pings = [Frame(Opcode.BINARY, msgpack.packb({"t": "ping", "rid": rid})).serialize(mask=True)
+             for rid in (1, 2, 3)]
+    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(url).port)
+    writer.write(b"".join(proto.data_to_send()) + b"".join(pings))
+    events: list[object] = []
+
+    async def read_until(count: int) -> list[int]:
+        while sum(isinstance(e, Frame) and e.opcode is Opcode.BINARY for e in events) < count:
+            data = await asyncio.wait_for(reader.read(65536), t(5))
+            assert data, "the server closed the connection"
+            proto.receive_data(data)
+            events.extend(proto.events_received())
+        return [msgpack.unpackb(e.data)["rid"] for e in events
+                if isinstance(e, Frame) and e.opcode is Opcode.BINARY]
+
+    assert await read_until(3) == [1, 2, 3]
+    whole = msgpack.packb({"t": "ping", "rid": 4})
+    writer.write(Frame(Opcode.BINARY, whole[:3], fin=False).serialize(mask=True)
+                 + Frame(Opcode.PING, b"k").serialize(mask=True)
+                 + Frame(Opcode.CONT, whole[3:]).serialize(mask=True))
+    assert await read_until(4) == [1, 2, 3, 4]
+    assert any(isinstance(e, Frame) and e.opcode is Opcode.PONG for e in events)
+    writer.close()
+
+
 async def test_ping_flood_does_not_disturb_others(url: str) -> None:
     other = await Client.connect(url)
     async with connect(url) as flood:
@@ -228,3 +259,11 @@ async def test_full_disk_answers_unavailable_and_recovers(small_disk: Path,
         await a.close()
     finally:
         await srv.stop()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 70000])
+def test_server_frames_match_websockets_serialisation(size: int) -> None:
+    from chatd.server import _server_frame
+    payload = os.urandom(size)
+    for opcode in (Opcode.TEXT, Opcode.BINARY):
+        assert _server_frame(opcode, payload) == Frame(opcode, payload).serialize(mask=False)
