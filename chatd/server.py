@@ -227,8 +227,9 @@ class EdgeConnection(ServerConnection):
         # Messages go to a callback, not through websockets' recv(): its assembler, queue
         # and a reader task woken per frame were a sixth of the event loop's time (py-spy).
         self._sink: Callable[[str | bytes | None], None] | None = None
-        self._early: list[str | bytes | None] = []  # before the handler set the sink
-        self._fragments: list[bytes] = []
+        # Made when needed (10,000 idle connections should not each hold two lists).
+        self._early: list[str | bytes | None] | None = None  # before the handler's sink
+        self._fragments: list[bytes] | None = None
         self._fragmented_text = False
         # websockets' own open_timeout would cut a long upload off: the handshake deadline
         # is kept here for WebSockets only.
@@ -239,7 +240,7 @@ class EdgeConnection(ServerConnection):
         binary, ``None`` for a text message that is not valid UTF-8. Messages that arrived
         since the handshake are delivered first."""
         self._sink = sink
-        early, self._early = self._early, []
+        early, self._early = self._early or [], None
         for message in early:
             sink(message)
 
@@ -257,9 +258,11 @@ class EdgeConnection(ServerConnection):
             if event.fin:
                 self._deliver(bytes(event.data), self._fragmented_text)
                 return
+        if self._fragments is None:
+            self._fragments = []
         self._fragments.append(bytes(event.data))  # the protocol enforces max_size
         if event.fin:
-            data, self._fragments = b"".join(self._fragments), []
+            data, self._fragments = b"".join(self._fragments), None
             self._deliver(data, self._fragmented_text)
 
     def _deliver(self, data: bytes, text: bool) -> None:
@@ -270,6 +273,8 @@ class EdgeConnection(ServerConnection):
             except UnicodeDecodeError:
                 message = None
         if self._sink is None:
+            if self._early is None:
+                self._early = []
             self._early.append(message)
         else:
             self._sink(message)
