@@ -29,9 +29,11 @@ services:
 	bash .ci/ensure-services
 
 # The browser tests drive Debian's Chromium; CJK fonts make the screenshots readable.
+# ffprobe cross-checks the voice clips chatd stores (tests/test_media_webm.py).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium \
 		fonts-wqy-microhei fonts-noto-color-emoji)
+	@test -x /usr/bin/ffprobe || (apt-get update -q && apt-get install -y -q ffmpeg)
 
 test: dev services browser
 	$(BIN)/python -m pytest $(ARGS)

@@ -1,7 +1,9 @@
 """Latency at half load: find chatd's maximum 1:1 rate (closed loop), then send at half of it
-(open loop) and report delivery latency. Target: p99 under 5 ms on loopback.
+(open loop) ``--runs`` times and report delivery latency of each run. Targets: p99 under
+5 ms on loopback, and no stall (the max) over 20 ms (a 60 s run: ``--duration 60 --runs 1``).
 
-    python -m bench.latency [--conns 100] [--window 8] [--duration 8] [--json F] [--png F]
+    python -m bench.latency [--conns 100] [--window 8] [--duration 8] [--runs 3] [--procs 1]
+                            [--json F] [--png F]
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def main() -> None:
     parser.add_argument("--conns", type=int, default=100)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--runs", type=int, default=3, help="half-load runs, all printed")
+    parser.add_argument("--procs", type=int, default=1, help="generator processes")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
     args = parser.parse_args()
@@ -37,22 +41,37 @@ def main() -> None:
         srv, plan = seeded_chatd(Path(tmp), plan, srv_cpus)
         with srv:
             plan.urls = [srv.url]
-            peak = run_load(plan)
+            peak = run_load(plan, args.procs)
             rate = peak["sent_per_s"] / 2
-            meter = Meter(srv)
-            half = run_load(Plan(**{**plan.__dict__, "rate": rate}), hook=meter)
+            runs = []
+            for _ in range(args.runs):
+                meter = Meter(srv)
+                half = run_load(Plan(**{**plan.__dict__, "rate": rate}),
+                                args.procs, hook=meter)
+                runs.append((half, meter.cpu_share))
     print(table(peak, f"maximum (closed loop, window {args.window})"))
-    print(table(half, f"half of it: open loop at {rate:,.0f} msg/s"))
-    print(f"  server CPU          {meter.cpu_share:.0%} of one core (all threads)")
-    p99 = half["latency_ms"]["p99"]
-    print(f"p99 delivery latency at half load: {p99:.2f} ms "
-          f"(target < 5 ms: {'met' if p99 < 5 else 'MISSED'})")
+    print(f"half of it, open loop at {rate:,.0f} msg/s, {args.runs} run(s) of "
+          f"{args.duration:g} s:")
+    print("  run   msg/s acked   p50 ms   p99 ms   max ms  server CPU  complete")
+    for i, (half, cpu) in enumerate(runs, 1):
+        ms = half["latency_ms"]
+        complete = half["delivered"] == half["expected"] and not half["errors"]
+        print(f"  {i:>3} {half['sent_per_s']:>13,.0f} {ms['p50']:>8.2f} {ms['p99']:>8.2f} "
+              f"{ms['max']:>8.2f} {cpu:>10.0%}  {'yes' if complete else 'NO'}"
+              + ("  (generator saturated)" if half["generator_saturated"] else ""))
+    worst_p99 = max(h["latency_ms"]["p99"] for h, _ in runs)
+    worst_max = max(h["latency_ms"]["max"] for h, _ in runs)
+    print(f"p99 delivery latency at half load, worst run: {worst_p99:.2f} ms "
+          f"(target < 5 ms: {'met' if worst_p99 < 5 else 'MISSED'})")
+    print(f"longest delivery, worst run: {worst_max:.2f} ms "
+          f"(target: no stall over 20 ms: {'met' if worst_max <= 20 else 'MISSED'})")
     if args.png:
-        chart(half, args.png, f"chatd 1:1 at {rate:,.0f} msg/s (half of the maximum)")
+        chart(runs[-1][0], args.png, f"chatd 1:1 at {rate:,.0f} msg/s (half of the maximum)")
     if args.json:
-        args.json.write_text(json.dumps({"max_per_s": peak["sent_per_s"], "rate": rate,
-                                         "latency_ms": half["latency_ms"],
-                                         "server_cpu": meter.cpu_share}, indent=2))
+        args.json.write_text(json.dumps({
+            "max_per_s": peak["sent_per_s"], "rate": rate,
+            "runs": [{"latency_ms": h["latency_ms"], "server_cpu": cpu,
+                      "acked_per_s": h["sent_per_s"]} for h, cpu in runs]}, indent=2))
 
 
 if __name__ == "__main__":
