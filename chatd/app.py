@@ -202,10 +202,10 @@ class App:
         rule = self._user_limits.get(request.op)
         if rule is not None and call.user_id is not None:
             key, limit, window = rule
-            # In memory (one node) no await: the hot path stays a dict lookup.
+            # In memory, or from this node's lease of a Redis limit: no await, a dict lookup.
             wait = self.counters.hit_now(key + call.user_id, limit, window)
             if wait is None:
-                wait = await self.counters.hit(key + call.user_id, limit, window)
+                wait = await self.counters.take(key + call.user_id, limit, window)
             if wait:
                 raise RateLimited(wait, f"slow down: {request.op} limit of this account")
         if bound.spec.auth == "moderator":

@@ -297,6 +297,28 @@ async def test_redis_counters_count_at_once_in_total(prefix: str) -> None:
         await client.aclose()
 
 
+async def test_redis_counter_leases_never_pass_the_limit_in_total(prefix: str) -> None:
+    """Per-user op limits take a lease of limit/16 events from Redis and spend it on the node
+    without a round trip; two nodes flooding one key still get exactly ``limit`` in total."""
+    from chatd.broker.redis import bounded_client
+    from chatd.limits.redis import RedisCounters
+    client = bounded_client(REDIS_URL)
+    nodes = [RedisCounters(client, prefix), RedisCounters(client, prefix)]
+
+    async def hit(counters: RedisCounters) -> int:
+        wait = counters.hit_now("u", 160, 60_000)  # as App.handle checks a per-user limit
+        return await counters.take("u", 160, 60_000) if wait is None else wait
+
+    try:
+        assert await nodes[0].take("u", 160, 60_000) == 0  # a lease of 10: 1 now, 9 here
+        assert [nodes[0].hit_now("u", 160, 60_000) for _ in range(10)] == [0] * 9 + [None]
+        waits = await asyncio.gather(*(hit(nodes[i % 2]) for i in range(400)))
+        assert waits.count(0) == 150 and all(0 < w <= 60_000 for w in waits if w)
+        assert int(await client.get(prefix + "lim:u")) >= 160
+    finally:
+        await client.aclose()
+
+
 async def test_redis_counters_count_on_the_node_while_redis_is_unreachable() -> None:
     from chatd.broker.redis import bounded_client
     from chatd.limits.redis import RedisCounters

@@ -8,7 +8,9 @@ before a slow step (the reserve-then-forgive pattern: hit, do the work, ``forgiv
 - :class:`MemoryCounters`: one node alone; counts live in this process (lost on restart).
   :meth:`~MemoryCounters.hit_now` answers without an await, so the hot path stays cheap.
 - ``chatd.limits.redis.RedisCounters``: several nodes; ``INCR`` + ``PEXPIRE`` in one Lua script,
-  so the limit holds in total across nodes. Its ``hit_now`` answers ``None`` (await ``hit``).
+  so the limit holds in total across nodes. Its :meth:`~Counters.take` leases a share of a
+  key's limit to this node (a sixteenth of it), which ``hit_now`` then spends without a
+  round trip; ``hit_now`` answers ``None`` when no lease is left (await ``take``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ __all__ = ["Counters", "MemoryCounters"]
 
 class Counters(Protocol):
     def hit_now(self, key: str, limit: int, window_ms: int) -> int | None:
-        """Like :meth:`hit` without an await, or ``None`` when this backend cannot."""
+        """Like :meth:`take` without an await, or ``None`` when this backend cannot now."""
+
+    async def take(self, key: str, limit: int, window_ms: int) -> int:
+        """Like :meth:`hit`, for a limit the hot path checks with :meth:`hit_now`: the
+        backend may reserve a share of ``limit`` for this node; the total still holds."""
 
     async def hit(self, key: str, limit: int, window_ms: int) -> int:
         """Count one event of ``key``: 0 within ``limit`` per window, else ms to wait."""
@@ -60,6 +66,9 @@ class MemoryCounters:
         return max(1, int((entry[1] - now) * 1000))
 
     async def hit(self, key: str, limit: int, window_ms: int) -> int:
+        return self.hit_now(key, limit, window_ms)
+
+    async def take(self, key: str, limit: int, window_ms: int) -> int:
         return self.hit_now(key, limit, window_ms)
 
     def forgive_now(self, key: str) -> None:
