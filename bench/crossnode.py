@@ -8,8 +8,9 @@ generator puts consecutive connections on alternate nodes, so in the cross-node 
 delivery crosses Redis from one node to the other. The same-node run puts all connections
 on one node of the same cluster (its messages still go through Redis and back). Then each is
 repeated open loop at half its maximum rate for latency. Both nodes share the server core.
-Targets: cross-node throughput at least 70% of same-node; cross-node p99 under 5 ms at half
-load. Also printed: Redis commands per delivered message.
+Targets (issue 16): cross-node throughput at least 80% of same-node; cross-node p99 under
+10 ms at half load. Also printed: Redis commands per delivered message (a Lua script's inner
+commands count too).
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ def main() -> None:
         print(table(half, f"{name}: half load (open loop)"))
         print(f"  redis commands per delivered message: {calls:.2f}")
     print(ratio_line("cross-node msg/s vs same-node", cross[0]["sent_per_s"],
-                     same[0]["sent_per_s"], 0.7))
+                     same[0]["sent_per_s"], 0.8))
     p99 = cross[1]["latency_ms"]["p99"]
-    print(f"cross-node p99 at half load: {p99:.2f} ms (target < 5 ms: "
-          f"{'met' if p99 < 5 else 'MISSED'}); same-node p99 {same[1]['latency_ms']['p99']:.2f}")
+    print(f"cross-node p99 at half load: {p99:.2f} ms (target < 10 ms: "
+          f"{'met' if p99 < 10 else 'MISSED'}); same-node p99 {same[1]['latency_ms']['p99']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({name: {"max_per_s": v[0]["sent_per_s"],
                                                 "half_latency_ms": v[1]["latency_ms"],
