@@ -283,7 +283,9 @@ class Node:
         except BrokerUnavailable:
             # Local users keep being served; other nodes catch up after the reconnect.
             self.local_fallbacks += 1
-            await self._dispatch(kind, target, sender, body)
+            pending = self._on_message(channel, (kind, target, sender, body))
+            if pending is not None:
+                await pending
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -305,9 +307,8 @@ class Node:
         return None
 
     async def _dispatch(self, kind: str, target: str, sender: Any, body: Any) -> None:
-        if kind in (_CONV, _USER):
-            self._on_message("", (kind, target, sender, body))
-        elif kind == _JOIN:
+        """The kinds other than deliveries (see :meth:`_on_message`)."""
+        if kind == _JOIN:
             if self.hub.join(UserId(target), ConvId(body)):
                 await self._subscribe(self._conv_channel(ConvId(body)))
         elif kind == _LEAVE:

@@ -254,10 +254,11 @@ class EdgeConnection(ServerConnection):
         if event.opcode not in DATA_OPCODES:
             return  # ping and close: the protocol answered them already
         if event.opcode is not Opcode.CONT:
-            self._fragmented_text = event.opcode is Opcode.TEXT
+            text = event.opcode is Opcode.TEXT
             if event.fin:
-                self._deliver(bytes(event.data), self._fragmented_text)
+                self._deliver(bytes(event.data), text)
                 return
+            self._fragmented_text = text  # the first of several fragments
         if self._fragments is None:
             self._fragments = []
         self._fragments.append(bytes(event.data))  # the protocol enforces max_size
