@@ -186,10 +186,16 @@ class Node:
             if came_online:
                 self._spawn(self._tell(user_id, True))
 
-    async def detach(self, conn: Conn) -> None:
-        user_id = conn.user_id
+    def release(self, conn: Conn) -> None:
+        """``conn`` is closing: nothing fanned out from now on is for it, and it no longer
+        makes its user online here (a push is due for what it misses). :meth:`detach`
+        does the rest once the connection is gone."""
         for conv in self.hub.remove(conn):
             self._conv_gone(conv)
+
+    async def detach(self, conn: Conn) -> None:
+        user_id = conn.user_id
+        self.release(conn)
         if user_id is not None and not self.hub.online(user_id):
             self._unsubscribe_later(self._user_channel(user_id),
                                     lambda: self.hub.online(user_id))
@@ -338,28 +344,30 @@ class Node:
                 window = self._seqs[conv] = SeqWindow(int(event["seq"]) - 1)
             if not window.first_time(int(event["seq"])):
                 return  # delivered already (a catch-up overtook the broker)
-        conns = [c for c in self.hub.recipients(conv, sender) if c.cid != skip]
-        self._fan_out(conns, event)
+        took = self._fan_out([c for c in self.hub.recipients(conv, sender) if c.cid != skip],
+                             event)
         if is_msg and self.on_direct_delivered is not None and conv.startswith("d:"):
             author = event["from"]
-            for conn in conns:
+            for conn in took:  # only a connection that queued the frame marks it delivered
                 if conn.user_id is not None and conn.user_id != author:
                     self.on_direct_delivered(conv, conn.user_id, author, int(event["seq"]))
                     break
 
-    def _fan_out(self, conns: Iterable[Conn], event: dict[str, Any]) -> None:
-        """Encode once per codec, serialise once per codec, write the same bytes to all."""
+    def _fan_out(self, conns: Iterable[Conn], event: dict[str, Any]) -> list[Conn]:
+        """Encode once per codec, serialise once per codec, write the same bytes to all;
+        returns the connections that took the frame (not those closing or closed as slow)."""
         frames: dict[str, Frame] = {}
         wire: dict[str, bytes] = {}
-        delivered = 0
+        took = []
         for conn in list(conns):
             name = conn.codec.name
             frame = frames.get(name)
             if frame is None:
                 frame = frames[name] = conn.codec.encode(event)
-            conn.enqueue_shared(frame, wire)
-            delivered += 1
-        self.delivered += delivered
+            if conn.enqueue_shared(frame, wire):
+                took.append(conn)
+        self.delivered += len(took)
+        return took
 
     async def _fan_out_all(self, event: dict[str, Any]) -> None:
         """Every local session, in chunks, so a big node still serves its other traffic."""

@@ -112,6 +112,8 @@ class Connection:
         self._shares_bytes = not ws.protocol.extensions
         self._opcode = Opcode.BINARY if codec.binary else Opcode.TEXT
         self.closing: asyncio.Task[None] | None = None
+        #: Called once when the connection starts closing (the node's ``release``).
+        self.on_closing: Callable[[Connection], None] | None = None
         self._metrics = metrics
         self._flusher = flusher
         self._out: list[bytes] = []
@@ -130,36 +132,41 @@ class Connection:
         s = self.session
         return Call(self.cid, self.address, s.user_id, s.token_hash)
 
-    def enqueue(self, frame: Frame) -> None:
+    def enqueue(self, frame: Frame) -> bool:
+        """Queue ``frame`` for this pass's write; False when the connection is closing (or
+        just closed as slow) and the frame will never reach the client."""
         payload = frame.encode() if isinstance(frame, str) else frame
         if self._shares_bytes:  # no extension: the frame is the header and the payload
-            if self._room_for(len(payload) + 10):
-                self._append(_server_frame(self._opcode, payload))
-            return
+            if not self._room_for(len(payload) + 10):
+                return False
+            self._append(_server_frame(self._opcode, payload))
+            return True
         if not self._room_for(len(payload)):
-            return
+            return False
         try:
             self._send(payload)  # compressed: websockets' protocol frames it
         except Exception as exc:  # the protocol is closing under us
             log.debug("[%s] write failed: %s", self.cid, type(exc).__name__)
-            return
+            return False
         for data in self.ws.protocol.data_to_send():
             if data:  # (an empty chunk means end of stream: only after a close, not here)
                 self._append(data)
+        return True
 
-    def enqueue_shared(self, frame: Frame, wire: dict[str, bytes]) -> None:
+    def enqueue_shared(self, frame: Frame, wire: dict[str, bytes]) -> bool:
         """Like :meth:`enqueue`, for a fan-out: the WebSocket frame is serialised once per
         codec (``wire`` is the fan-out's cache) and the same bytes go to every recipient
         (centrifuge's prepared message; what ``websockets.broadcast`` does per connection)."""
         if not self._shares_bytes:
-            self.enqueue(frame)
-            return
+            return self.enqueue(frame)
         data = wire.get(self.codec.name)
         if data is None:
             payload = frame.encode() if isinstance(frame, str) else frame
             data = wire[self.codec.name] = _server_frame(self._opcode, payload)
-        if self._room_for(len(data)):
-            self._append(data)
+        if not self._room_for(len(data)):
+            return False
+        self._append(data)
+        return True
 
     def _append(self, data: bytes) -> None:
         if not self._out:
@@ -189,9 +196,17 @@ class Connection:
             return False
         return True
 
+    def closing_started(self) -> None:
+        """The connection stopped being open (either side began the close, or TCP is gone):
+        tell :attr:`on_closing` once, at once, not when the handler gets round to it."""
+        hook, self.on_closing = self.on_closing, None
+        if hook is not None:
+            hook(self)
+
     def close_soon(self, code: int, reason: str) -> None:
         """Start the closing handshake. Frames are written as they come, so whatever was
         enqueued before (a reply, say) goes out first."""
+        self.closing_started()
         if self.closing is None:
             self.flush()
             self.closing = asyncio.ensure_future(self.ws.close(code, reason))
@@ -227,6 +242,7 @@ class EdgeConnection(ServerConnection):
         # Messages go to a callback, not through websockets' recv(): its assembler, queue
         # and a reader task woken per frame were a sixth of the event loop's time (py-spy).
         self._sink: Callable[[str | bytes | None], None] | None = None
+        self._on_closing: Callable[[], None] | None = None
         # Made when needed (10,000 idle connections should not each hold two lists).
         self._early: list[str | bytes | None] | None = None  # before the handler's sink
         self._fragments: list[bytes] | None = None
@@ -235,11 +251,15 @@ class EdgeConnection(ServerConnection):
         # is kept here for WebSockets only.
         self._deadline = self.loop.call_later(self.open_timeout, self._handshake_expired)
 
-    def set_sink(self, sink: Callable[[str | bytes | None], None]) -> None:
+    def set_sink(self, sink: Callable[[str | bytes | None], None],
+                 on_closing: Callable[[], None]) -> None:
         """Deliver each complete message to ``sink``: ``str`` for text, ``bytes`` for
         binary, ``None`` for a text message that is not valid UTF-8. Messages that arrived
-        since the handshake are delivered first."""
-        self._sink = sink
+        since the handshake are delivered first. ``on_closing`` is called when the client's
+        close frame arrives or the connection is lost, whichever comes first."""
+        self._sink, self._on_closing = sink, on_closing
+        if self.protocol.state is not State.OPEN:
+            self._closing()
         early, self._early = self._early or [], None
         for message in early:
             sink(message)
@@ -252,6 +272,8 @@ class EdgeConnection(ServerConnection):
             self.acknowledge_pings(bytes(event.data))
             return
         if event.opcode not in DATA_OPCODES:
+            if event.opcode is Opcode.CLOSE:
+                self._closing()
             return  # ping and close: the protocol answered them already
         if event.opcode is not Opcode.CONT:
             text = event.opcode is Opcode.TEXT
@@ -279,6 +301,11 @@ class EdgeConnection(ServerConnection):
             self._early.append(message)
         else:
             self._sink(message)
+
+    def _closing(self) -> None:
+        hook, self._on_closing = self._on_closing, None
+        if hook is not None:
+            hook()
 
     def _handshake_expired(self) -> None:
         if self._http is None and self.protocol.state is State.CONNECTING:
@@ -314,6 +341,7 @@ class EdgeConnection(ServerConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline.cancel()
+        self._closing()
         if self._http is not None:
             self._http.lost()
         super().connection_lost(exc)
@@ -441,6 +469,7 @@ class ChatServer:
                                              self.config.rate_burst), self.app.ops)
         conn = Connection(ws, session, self.config.outbound_queue_bytes, self.app.metrics,
                           address, self._flusher)
+        conn.on_closing = self.app.node.release
         inbox: asyncio.Queue[Request] = asyncio.Queue(self.config.max_inflight)
         self.app.metrics.connections.inc()
         log.debug("[%s] open (%s)", conn.cid, codec.name)
@@ -477,7 +506,7 @@ class ChatServer:
         (in the protocol's callback: no task switch per frame)."""
         assert isinstance(ws, EdgeConnection)
         reader = _Reader(conn, session, inbox, self.app.metrics, self.config.idle_timeout)
-        ws.set_sink(reader.received)
+        ws.set_sink(reader.received, conn.closing_started)
         try:
             await ws.wait_closed()
         finally:
@@ -531,6 +560,8 @@ class ChatServer:
             session.user_id, session.token_hash = effect.user_id, effect.token_hash
             await self.app.node.attach(conn, effect.user_id, dict(effect.convs),
                                        set(effect.blocked))
+            if conn.on_closing is None:  # it began closing while it logged in
+                self.app.node.release(conn)
             return None
         session.token_hash = None
         return effect

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -175,6 +176,67 @@ async def test_previews_quiet_hours_and_opting_out(server: ChatServer, gateway: 
     bad = await a.request("notify.settings", quiet_start=2000)
     assert (bad["code"], bad["field"]) == ("bad_request", "quiet_start")
     await a.close()
+
+
+async def test_a_closing_connection_does_not_count_as_online(server: ChatServer,
+                                                             gateway: Gateway) -> None:
+    """Between the client's close frame and the end of the connection, what is sent to the
+    user is pushed: the closing connection neither takes the message nor counts as online."""
+    a, b, conv = await pair(url_of(server))
+    b_id = b.user["id"]  # type: ignore[index]
+    await b.call("push.register", vendor="fcm", token="device-token")
+    # The app closes (its close frame is sent) but the TCP connection lingers, unread.
+    b.ws.transport.pause_reading()
+    b.ws.protocol.send_close(1000)
+    b.ws.send_data()
+    for _ in range(int(t(5) / 0.01)):
+        if not server.app.hub.online(b_id):
+            break
+        await asyncio.sleep(0.01)
+    assert not server.app.hub.online(b_id)  # at once, not when the connection ends
+    sent = await a.call("msg.send", conv=conv, body="还在吗")
+    await gateway.wait(1)
+    assert gateway.received[0]["data"]["seq"] == sent["seq"]
+    b.ws.transport.abort()
+    await a.close()
+
+
+async def test_a_message_refused_by_a_slow_reader_is_pushed(config: Config,
+                                                            gateway: Gateway) -> None:
+    """The message whose frame found the recipient's outbound queue full (closed 3008) never
+    reached them: it is not marked delivered, and they are told by push."""
+    srv = ChatServer(push_config(config, gateway, outbound_queue_bytes=256 * 1024,
+                                 rate_per_second=10_000, rate_burst=100_000,
+                                 max_message_chars=20_000))
+    await srv.start()
+    try:
+        url = url_of(srv)
+        sock = socket.socket()  # tiny socket buffers: backpressure after a few MB
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", srv.port))
+        b = await Client.connect(url, sock=sock)
+        await b.register(new_phone(), interests=["music.jazz"], nickname="乙")
+        a = await user(url, "甲")
+        await a.call("match.start")
+        await b.call("match.start")
+        conv = (await a.next_event("match.found", timeout=t(10)))["conv"]
+        await b.next_event("match.found", timeout=t(10))
+        await b.call("push.register", vendor="fcm", token="device-token")
+        b.ws.transport.pause_reading()
+        slow = srv.app.metrics.closed_slow
+        for i in range(1000):
+            last = await a.call("msg.send", conv=conv, body="慢" * 20_000, cid=f"m{i}")
+            if slow._value.get() >= 1:  # type: ignore[attr-defined]
+                break
+        assert slow._value.get() == 1  # type: ignore[attr-defined]
+        await gateway.wait(1)
+        assert gateway.received[0]["data"]["seq"] == last["seq"]
+        [summary] = [c for c in (await a.call("convs"))["convs"] if c["conv"] == conv]
+        assert summary["peer_delivered_seq"] < last["seq"]
+        b.ws.transport.abort()
+        await a.close()
+    finally:
+        await srv.stop()
 
 
 async def test_online_or_muted_users_get_none(server: ChatServer, gateway: Gateway) -> None:
