@@ -105,6 +105,109 @@ async def test_requests_in_the_handshake_write_are_answered_in_order(url: str) -
     writer.close()
 
 
+class RawClient:
+    """A client at the byte level: chatd's own frame parser sees exactly the bytes written."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.proto = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol("chatd.v1.json")])
+        self.events: list[Frame] = []
+
+    async def open(self) -> None:
+        self.proto.send_request(self.proto.connect())
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1",
+                                                                 urlsplit(self.url).port)
+        self.writer.write(b"".join(self.proto.data_to_send()))
+        while self.proto.state is State.CONNECTING:
+            await self._read()
+
+    async def _read(self) -> bool:
+        data = await asyncio.wait_for(self.reader.read(65536), t(5))
+        if not data:
+            self.proto.receive_eof()
+        else:
+            self.proto.receive_data(data)
+        self.events.extend(e for e in self.proto.events_received() if isinstance(e, Frame))
+        return bool(data)
+
+    async def replies(self, count: int) -> list[dict[str, object]]:
+        texts: list[dict[str, object]] = []
+        while len(texts) < count:
+            texts = [json.loads(bytes(e.data)) for e in self.events if e.opcode is Opcode.TEXT]
+            if len(texts) < count:
+                assert await self._read(), "the server closed the connection"
+        return texts
+
+    async def close_code(self) -> int | None:
+        with contextlib.suppress(ConnectionError):
+            while await self._read():
+                pass
+        self.writer.close()
+        return self.proto.close_rcvd.code if self.proto.close_rcvd else None
+
+
+def ping_frame(rid: int, pad: int = 0) -> bytes:
+    body = json.dumps({"t": "ping", "rid": rid, **({"pad": "x" * pad} if pad else {})})
+    return Frame(Opcode.TEXT, body.encode()).serialize(mask=True)
+
+
+async def test_frames_split_at_every_byte_are_parsed_in_order(tmp_path: Path,
+                                                              wordlist: Path) -> None:
+    """Payload lengths around each header form (7-bit, 16-bit, 64-bit length), written in
+    one burst, then byte by byte, then in odd chunks with pings and an empty frame between:
+    every request is answered, in order, and the pings are answered too."""
+    srv = await started(tmp_path, wordlist, max_frame_bytes=200_000, rate_burst=10_000,
+                        rate_per_second=10_000, max_inflight=1000)
+    try:
+        raw = RawClient(url_of(srv))
+        await raw.open()
+        pads = [0, 90, 91, 92, 200, 65_500, 65_600, 70_000]
+        frames = [ping_frame(rid, pad) for rid, pad in enumerate(pads)]
+        raw.writer.write(b"".join(frames))
+        one_by_one = ping_frame(100, 60)
+        for i in range(len(one_by_one)):
+            raw.writer.write(one_by_one[i:i + 1])
+            await raw.writer.drain()
+            await asyncio.sleep(0)
+        mixed = b"".join([ping_frame(200), Frame(Opcode.PING, b"p1").serialize(mask=True),
+                          ping_frame(201, 65_530), Frame(Opcode.BINARY, b"").serialize(mask=True),
+                          ping_frame(202)])
+        for i in range(0, len(mixed), 7_777):
+            raw.writer.write(mixed[i:i + 7_777])
+            await raw.writer.drain()
+        texts = await raw.replies(len(pads) + 5)
+        assert [r.get("rid") for r in texts if "rid" in r] == [*range(len(pads)), 100,
+                                                              200, 201, 202]
+        assert [r["code"] for r in texts if "rid" not in r] == ["bad_request"]  # the empty one
+        assert [bytes(e.data) for e in raw.events if e.opcode is Opcode.PONG] == [b"p1"]
+        raw.writer.close()
+    finally:
+        await srv.stop()
+
+
+@pytest.mark.parametrize("frame,code", [
+    (Frame(Opcode.TEXT, b'{"t":"ping","rid":1}').serialize(mask=False), 1002),  # unmasked
+    (bytes([0xC1, 0x81]) + b"\x00" * 4 + b"x", 1002),  # RSV1 with no extension agreed
+    (bytes([0x83, 0x80]) + b"\x00" * 4, 1002),  # a reserved opcode
+    (Frame(Opcode.CONT, b"x").serialize(mask=True), 1002),  # a continuation of nothing
+    (Frame(Opcode.TEXT, b"a", fin=False).serialize(mask=True)
+     + Frame(Opcode.TEXT, b"b").serialize(mask=True), 1002),  # a new message mid-message
+    (bytes([0x81, 0xFF]) + (1 << 40).to_bytes(8, "big"), 1009),  # 1 TiB announced
+])
+async def test_frames_the_protocol_refuses_close_the_connection(url: str, frame: bytes,
+                                                                code: int) -> None:
+    raw = RawClient(url)
+    await raw.open()
+    raw.writer.write(ping_frame(0))
+    await raw.replies(1)
+    raw.writer.write(frame + ping_frame(1))
+    assert await raw.close_code() == code
+    texts = [json.loads(bytes(e.data)) for e in raw.events if e.opcode is Opcode.TEXT]
+    assert [r.get("rid") for r in texts] == [0]  # answered before, nothing after
+    async with await Client.connect(url) as c:
+        assert (await c.call("ping"))["t"] == "ok"
+
+
 async def test_ping_flood_does_not_disturb_others(url: str) -> None:
     other = await Client.connect(url)
     async with connect(url) as flood:
