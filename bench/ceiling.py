@@ -83,7 +83,9 @@ class Run:
                 "sent": s["sent"], "routed": self.routed, "delivered": s["delivered"],
                 "expected": s["expected"], "errors": s["errors"],
                 "server_cpu": self.meter.cpu_share, "server_cpu_s": self.meter.cpu_s,
-                "server_cpu_us_per_msg": self.cpu_us_per_msg, "latency_ms": s["latency_ms"],
+                "server_cpu_us_per_msg": self.cpu_us_per_msg,
+                "server_cpu_us_per_msg_by_thread": self.meter.thread_us_per(self.routed),
+                "latency_ms": s["latency_ms"],
                 "generator_cpu": s["generator_cpu"],
                 "generator_saturated": s["generator_saturated"]}
 
@@ -120,7 +122,11 @@ def report(run: Run) -> str:
         f"  server CPU          {run.meter.cpu_share:.0%} of one core "
         "(all its processes and threads)",
         f"  server CPU per msg  {run.cpu_us_per_msg:.1f} µs per {unit} "
-        f"({run.meter.cpu_s:.2f} s over {run.routed:,})"])
+        f"({run.meter.cpu_s:.2f} s over {run.routed:,})",
+        "  by thread           " + ", ".join(
+            f"{name} {us:.1f} µs" for name, us in sorted(
+                run.meter.thread_us_per(run.routed).items(), key=lambda kv: -kv[1])
+            if us >= 0.5)])
 
 
 def side_by_side(runs: dict[str, Run]) -> str:
@@ -147,6 +153,12 @@ def verdicts(runs: dict[str, Run]) -> list[str]:
                        for n in ("relay", "socketio") if n in runs)
     lines.append(limit_line("chatd server CPU per routed message", chat.cpu_us_per_msg,
                             CPU_PER_MSG_TARGET_US, "µs", beside))
+    threads = chat.meter.thread_us_per(chat.routed)
+    if "event loop" in threads:  # what stays on the server's core with the writer elsewhere
+        lines.append(limit_line("chatd event-loop thread CPU per routed message",
+                                threads["event loop"], CPU_PER_MSG_TARGET_US, "µs",
+                                ", ".join(f"{n} {us:.1f} µs" for n, us in threads.items()
+                                          if n != "event loop" and us >= 0.5)))
     return lines
 
 

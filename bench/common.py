@@ -46,9 +46,18 @@ class Meter:
     def __init__(self, srv: ServerProc) -> None:
         self.srv = srv
         self.marks: dict[str, tuple[float, float, int]] = {}
+        self.threads: dict[str, dict[str, float]] = {}
 
     def __call__(self, phase: str) -> None:
         self.marks[phase] = (time.perf_counter(), self.srv.cpu(), self.srv.rss())
+        self.threads[phase] = self.srv.thread_cpu()
+
+    def thread_us_per(self, count: int) -> dict[str, float]:
+        """Server CPU microseconds per one of ``count``: the main process's event-loop
+        thread and its other threads (see :meth:`ServerProc.thread_cpu`)."""
+        start, end = self.threads["ready"], self.threads["done"]
+        return {name: (cpu - start.get(name, 0.0)) / count * 1e6 if count else 0.0
+                for name, cpu in end.items() if cpu - start.get(name, 0.0) > 0.0}
 
     @property
     def cpu_share(self) -> float:

@@ -144,6 +144,23 @@ class ServerProc:
             total += t.user + t.system + t.children_user + t.children_system
         return total
 
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds of the server's own process: ``event loop`` (the main thread) and
+        ``other threads`` (for chatd, the SQLite writer; Python does not name OS threads)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        by_name: dict[str, float] = {}
+        task_dir = Path(f"/proc/{self.proc.pid}/task")
+        for task in task_dir.iterdir() if task_dir.exists() else ():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:  # the thread ended between the listing and the read
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            key = "event loop" if task.name == str(self.proc.pid) else "other threads"
+            by_name[key] = by_name.get(key, 0.0) + seconds
+        return by_name
+
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
             result: dict[str, Any] = json.loads(r.read())
