@@ -2,7 +2,8 @@
 all measured in one run with the same generator, plan and core placement.
 
     python -m bench.ceiling [--conns 100] [--window 8] [--duration 8] [--size 64] [--procs 1]
-                            [--only echo,relay,socketio,chatd] [--json F]
+                            [--only echo,relay,socketio,chatd] [--store sqlite|postgres]
+                            [--json F]
 
 Closed loop: 100 connections in 50 pairs, 8 messages in flight per sender, 64-character
 bodies; the sender gets an ack, the partner the message. Server on the first core, generator
@@ -22,6 +23,10 @@ of all the server's processes and threads between the start and the end of the c
 over the messages acknowledged; for echo, per round trip). Then chatd as a ratio to each
 baseline: >= 1.5x python-socketio, >= 50% of the bare relay (stretch), >= 50% of echo, and
 chatd's CPU per message against <= 45 us. ``--json F`` writes every figure.
+
+``--store postgres`` runs chatd on a private PostgreSQL 15 cluster instead of its SQLite
+file: the cluster is pinned beside the generator and its CPU is printed apart, so chatd's
+own CPU per message is what a node costs with the store on another host.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +43,11 @@ from typing import Any
 from bench import INSTALL_HINT, bench_extras
 
 with bench_extras("python -m bench.ceiling", __name__ == "__main__"):
+    import psutil
+
     from bench.common import Meter, limit_line, placement, ratio_line, seeded_chatd
     from bench.engine import Plan
+    from bench.faults import PrivatePostgres
     from bench.harness import baseline_server, machine, temp_dir
     from bench.load import run_load
     from bench.report import table
@@ -61,11 +71,40 @@ RATIOS = (("socketio", 1.5, "chatd routed msg/s vs python-socketio routed msg/s"
           ("echo", 0.5, "chatd routed msg/s vs echo round trips/s"))
 
 
+class ClusterMeter:
+    """A ``run_load`` hook: CPU seconds of a private PostgreSQL cluster (the postmaster and
+    every backend) at each phase."""
+
+    def __init__(self, pg: PrivatePostgres) -> None:
+        pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+        self.postmaster = psutil.Process(pid)
+        self.marks: dict[str, float] = {}
+
+    def pin(self, cpus: list[int] | None) -> None:
+        if cpus:
+            for p in [self.postmaster, *self.postmaster.children()]:
+                os.sched_setaffinity(p.pid, cpus)  # new backends inherit the postmaster's
+
+    def __call__(self, phase: str) -> None:
+        total = 0.0
+        for p in [self.postmaster, *self.postmaster.children()]:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        self.marks[phase] = total
+
+    def us_per(self, count: int) -> float:
+        return (self.marks["done"] - self.marks["ready"]) / count * 1e6 if count else 0.0
+
+
 @dataclass
 class Run:
     name: str
     summary: dict[str, Any]
     meter: Meter
+    store: ClusterMeter | None = None  # chatd on PostgreSQL: the cluster's CPU, apart
 
     @property
     def routed(self) -> int:
@@ -85,6 +124,8 @@ class Run:
                 "server_cpu": self.meter.cpu_share, "server_cpu_s": self.meter.cpu_s,
                 "server_cpu_us_per_msg": self.cpu_us_per_msg,
                 "server_cpu_us_per_msg_by_thread": self.meter.thread_us_per(self.routed),
+                "postgres_cpu_us_per_msg": self.store.us_per(self.routed) if self.store
+                else None,
                 "latency_ms": s["latency_ms"],
                 "generator_cpu": s["generator_cpu"],
                 "generator_saturated": s["generator_saturated"]}
@@ -100,14 +141,28 @@ def baseline_plan(name: str, plan: Plan, url: str) -> Plan:
 
 
 def measure(name: str, plan: Plan, cpus: list[int] | None, procs: int = 1,
-            quiet: bool = False) -> Run:
-    """Start server ``name`` (one of :data:`SERVERS`) on ``cpus``, run ``plan`` against it."""
+            quiet: bool = False, store: str = "sqlite") -> Run:
+    """Start server ``name`` (one of :data:`SERVERS`) on ``cpus``, run ``plan`` against it
+    (chatd with ``store``; a PostgreSQL cluster goes on the generator's cores)."""
     if name == "chatd":
-        with temp_dir() as tmp:
-            srv, chat_plan = seeded_chatd(Path(tmp), plan, cpus)
+        with temp_dir() as tmp, ExitStack() as stack:
+            cluster, dsn = None, None
+            if store == "postgres":
+                pg = PrivatePostgres().init()
+                stack.callback(pg.destroy)
+                cluster, dsn = ClusterMeter(pg), pg.dsn()
+                cluster.pin(plan.cpus)
+            srv, chat_plan = seeded_chatd(Path(tmp), plan, cpus, dsn=dsn)
             with srv:
                 meter = Meter(srv)
-                s = run_load(replace(chat_plan, urls=[srv.url]), procs, quiet, hook=meter)
+
+                def hook(phase: str) -> None:
+                    meter(phase)
+                    if cluster is not None:
+                        cluster(phase)
+
+                s = run_load(replace(chat_plan, urls=[srv.url]), procs, quiet, hook=hook)
+            return Run(name, s, meter, cluster)
     else:
         with baseline_server(name, cpus) as srv:
             meter = Meter(srv)
@@ -126,7 +181,10 @@ def report(run: Run) -> str:
         "  by thread           " + ", ".join(
             f"{name} {us:.1f} µs" for name, us in sorted(
                 run.meter.thread_us_per(run.routed).items(), key=lambda kv: -kv[1])
-            if us >= 0.5)])
+            if us >= 0.5),
+        *([f"  PostgreSQL          {run.store.us_per(run.routed):.1f} µs per routed message "
+           "(its own processes, beside the generator: another host's work)"]
+          if run.store else [])])
 
 
 def side_by_side(runs: dict[str, Run]) -> str:
@@ -181,6 +239,8 @@ def main() -> None:
     parser.add_argument("--only", type=_servers, default=list(SERVERS),
                         help="comma-separated servers to run (default: "
                              f"{','.join(SERVERS)}; they always run in that order)")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="chatd's store (postgres: a private cluster, its CPU apart)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if "socketio" in args.only and importlib.util.find_spec("socketio") is None:
@@ -196,7 +256,7 @@ def main() -> None:
                 window=args.window, cpus=gen_cpus)
     runs: dict[str, Run] = {}
     for name in args.only:
-        runs[name] = measure(name, plan, srv_cpus, args.procs)
+        runs[name] = measure(name, plan, srv_cpus, args.procs, store=args.store)
         print(report(runs[name]), flush=True)
     print(side_by_side(runs))
     for line in verdicts(runs):
@@ -210,7 +270,7 @@ def main() -> None:
             "machine": machine(), "placement": where,
             "plan": {k: v for k, v in asdict(plan).items()
                      if k in ("conns", "window", "size", "duration", "cpus")},
-            "procs": args.procs,
+            "procs": args.procs, "store": args.store,
             "servers": {name: run.figures() for name, run in runs.items()},
             "ratios": ratios,
             "targets": {"chatd_vs_socketio": 1.5, "chatd_vs_relay": 0.5, "chatd_vs_echo": 0.5,

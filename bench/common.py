@@ -27,14 +27,17 @@ def catalog_ids() -> list[str]:
     return sorted(t["id"] for t in Catalog.load().as_wire())
 
 
-def seeded_chatd(tmp: Path, plan: Plan, cpus: list[int] | None,
-                 *flags: str) -> tuple[ServerProc, Plan]:
+def seeded_chatd(tmp: Path, plan: Plan, cpus: list[int] | None, *flags: str,
+                 dsn: str | None = None) -> tuple[ServerProc, Plan]:
     """A chatd node whose store already holds ``plan.conns`` users (with the interests the
-    generator will want) and their session tokens; returns it and the plan with accounts."""
+    generator will want) and their session tokens; returns it and the plan with accounts.
+    ``dsn``: the node's store is that PostgreSQL database, not its own SQLite file."""
     catalog = catalog_ids()
     tags = [planned_tags(catalog, plan, i)[0] for i in range(plan.conns)]
     accounts = tmp / "accounts.jsonl"
-    seed_accounts(tmp / "data", plan.conns, tags, accounts)
+    seed_accounts(tmp / "data", plan.conns, tags, accounts, dsn=dsn)
+    if dsn is not None:
+        flags = (*flags, "--store", "postgres", "--postgres-dsn", dsn)
     srv = chatd_server(tmp / "data", cpus, *flags)
     return srv, replace(plan, accounts=read_json_lines(accounts), register=False)
 

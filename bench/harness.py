@@ -263,25 +263,27 @@ class PrivateRedis:
 
 
 def seed_accounts(data_dir: Path, n: int, interests: Sequence[Sequence[str]],
-                  out: Path, phone_base: int = 13900000000) -> None:
+                  out: Path, phone_base: int = 13900000000, dsn: str | None = None) -> None:
     """Create ``n`` users with sessions straight in a (stopped) node's SQLite store and write
-    the accounts file ``bench.load --accounts`` reads. Registration through the protocol costs
-    one argon2 hash (~0.13 s of server CPU here) and one SMS code per user; benchmarks that
-    measure chat, connections or matching skip it this way."""
+    the accounts file ``bench.load --accounts`` reads (``dsn``: a PostgreSQL store instead).
+    Registration through the protocol costs one argon2 hash (~0.13 s of server CPU here) and
+    one SMS code per user; benchmarks that measure chat, connections or matching skip it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    rows = asyncio.run(_seed(data_dir, n, interests, phone_base))
+    rows = asyncio.run(_seed(data_dir, n, interests, phone_base, dsn))
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 async def _seed(data_dir: Path, n: int, interests: Sequence[Sequence[str]],
-                phone_base: int) -> list[dict[str, Any]]:
+                phone_base: int, dsn: str | None) -> list[dict[str, Any]]:
     import argon2
 
     from chatd.catalog import group_conv_id
     from chatd.services.accounts import hash_token
-    from chatd.store import ConvId, SessionRow, SQLiteStore, User, UserId
+    from chatd.store import ConvId, SessionRow, SQLiteStore, Store, User, UserId
+    from chatd.store.postgres import PostgresStore
 
-    store = SQLiteStore(data_dir / "chatd.sqlite3")
+    store: Store = SQLiteStore(data_dir / "chatd.sqlite3") if dsn is None \
+        else PostgresStore(dsn)
     await store.open()
     pw_hash = argon2.PasswordHasher().hash(PASSWORD)  # one hash, shared: login works too
     now = int(time.time() * 1000)
