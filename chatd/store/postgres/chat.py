@@ -12,7 +12,7 @@ Safe for concurrent writers on different hosts:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -83,10 +83,8 @@ class Chat(Engine):
                            reply_to: str | None = None,
                            attachments: str = "") -> AppendResult | SendRefused:
         """The retry check, then the sender's right to send (a refusal is returned, not
-        raised), the reply target and the insert in one transaction."""
-        async def refusal(c: Any) -> SendRefused | None:
-            return send_refusal(await _send_context(c, conv, sender), ts)
-        return await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged, refusal,
+        raised), the reply target, then the insert."""
+        return await self._insert_message(conv, msg_id, sender, body, ts, cid, flagged, True,
                                           reply_to, attachments)
 
     async def conv_members(self, conv: ConvId) -> list[UserId]:
@@ -145,27 +143,34 @@ class Chat(Engine):
         return result
 
     async def _insert_message(self, conv: ConvId, msg_id: str, sender: UserId, body: str,
-                              ts: int, cid: str | None, flagged: bool,
-                              refusal: Callable[[Any], Awaitable[SendRefused | None]] | None
-                              = None, reply_to: str | None = None, attachments: str = ""
+                              ts: int, cid: str | None, flagged: bool, check_rights: bool = False,
+                              reply_to: str | None = None, attachments: str = ""
                               ) -> AppendResult | SendRefused:
+        """``check_rights``: refuse what the sender may not send (see :func:`send_refusal`)."""
         started = time.perf_counter()
         async with self._conn() as c:
-            first = await _by_cid(c, sender, cid)
+            retried = cid is not None
+            if check_rights:
+                r = await c.fetchrow(_RETRY_AND_CONTEXT, conv, sender, cid)
+                retried = bool(r[0])
+            first = await _by_cid(c, sender, cid) if retried else None
             if first is not None:
                 return AppendResult(first, created=False)
+            if check_rights:
+                refused = send_refusal(_context_row(r, 1), ts)
+                if refused is not None:
+                    return refused
+            quote = None
+            if reply_to is not None:
+                quote = await _quote(c, conv, reply_to)
+                if quote is None:
+                    return SendRefused("no_reply_target")
+            # No BEGIN/COMMIT around it: at READ COMMITTED a transaction would not make the
+            # reads above any more current, and the write is one statement (two round trips
+            # of the five a send took).
             try:
-                async with c.transaction():
-                    refused = None if refusal is None else await refusal(c)
-                    if refused is not None:
-                        return refused
-                    quote = None
-                    if reply_to is not None:
-                        quote = await _quote(c, conv, reply_to)
-                        if quote is None:
-                            return SendRefused("no_reply_target")
-                    seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged,
-                                           reply_to, attachments)
+                seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged,
+                                       reply_to, attachments)
             except asyncpg.UniqueViolationError as exc:
                 if cid is None or exc.constraint_name != "messages_cid":
                     raise
@@ -312,22 +317,33 @@ class Chat(Engine):
         return {UserId(r[0]) for r in rows}
 
 
+_SEND_CONTEXT = (
+    "SELECT cv.kind, cv.closed,"
+    " EXISTS(SELECT 1 FROM conv_members m WHERE m.conv_id=cv.id AND m.user_id=$2"
+    "  AND m.left_at IS NULL),"
+    " p.user_id,"
+    " EXISTS(SELECT 1 FROM blocks b WHERE b.blocker=p.user_id AND b.blocked=$2),"
+    " COALESCE((SELECT u.muted_until FROM users u WHERE u.id=$2), 0)"
+    " FROM conversations cv LEFT JOIN LATERAL ("
+    "  SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>$2"
+    "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1) p ON cv.kind='direct'"
+    " WHERE cv.id=$1")
+# A send's retry check and its context in one round trip (a row even with no conversation).
+_RETRY_AND_CONTEXT = (
+    "SELECT EXISTS(SELECT 1 FROM messages WHERE sender=$2 AND cid=$3), x.*"
+    f" FROM (VALUES (0)) v LEFT JOIN LATERAL ({_SEND_CONTEXT}) x ON true")
+
+
 async def _send_context(c: Any, conv: ConvId, user_id: UserId) -> SendContext | None:
-    r = await c.fetchrow(
-        "SELECT cv.kind, cv.closed,"
-        " EXISTS(SELECT 1 FROM conv_members m WHERE m.conv_id=cv.id AND m.user_id=$2"
-        "  AND m.left_at IS NULL),"
-        " p.user_id,"
-        " EXISTS(SELECT 1 FROM blocks b WHERE b.blocker=p.user_id AND b.blocked=$2),"
-        " COALESCE((SELECT u.muted_until FROM users u WHERE u.id=$2), 0)"
-        " FROM conversations cv LEFT JOIN LATERAL ("
-        "  SELECT o.user_id FROM conv_members o WHERE o.conv_id=cv.id AND o.user_id<>$2"
-        "  ORDER BY o.user_id COLLATE \"C\" LIMIT 1) p ON cv.kind='direct'"
-        " WHERE cv.id=$1", conv, user_id)
-    if r is None:
+    return _context_row(await c.fetchrow(_SEND_CONTEXT, conv, user_id))
+
+
+def _context_row(r: Any, at: int = 0) -> SendContext | None:
+    if r is None or r[at] is None:  # (a NULL kind: the outer row of an unknown conversation)
         return None
-    peer = UserId(r[3]) if r[3] is not None else None
-    return SendContext(r[0], bool(r[1]), bool(r[2]), peer, bool(r[4]), int(r[5]))
+    peer = UserId(r[at + 3]) if r[at + 3] is not None else None
+    return SendContext(r[at], bool(r[at + 1]), bool(r[at + 2]), peer, bool(r[at + 4]),
+                       int(r[at + 5]))
 
 
 async def _by_cid(c: Any, sender: UserId, cid: str | None) -> Message | None:
