@@ -78,7 +78,21 @@ def test_ceiling_prints_each_ratio_and_cpu_per_message(ceiling_runs: dict[str, R
     rows = side_by_side(ceiling_runs).splitlines()
     assert [r.split()[0] for r in rows[2:]] == ["echo", "bare", "python-socketio", "chatd"]
     lines = verdicts(ceiling_runs)
-    assert len(lines) == 4
+    assert len(lines) == 5
     assert "python-socketio" in lines[0] and "150%" in lines[0]
     assert "bare relay" in lines[1] and "echo" in lines[2]
     assert lines[3].startswith("chatd server CPU per routed message: ") and "45 µs" in lines[3]
+    # chatd's CPU by thread: the event loop, and the SQLite writer among the others.
+    assert lines[4].startswith("chatd event-loop thread CPU per routed message: ")
+    chat = ceiling_runs["chatd"]
+    threads = chat.meter.thread_us_per(chat.routed)
+    assert threads.get("event loop", 0) > 0 and set(threads) <= {"event loop", "other threads"}
+
+
+def test_ceiling_on_postgres_counts_the_cluster_apart() -> None:
+    plan = Plan(urls=[], conns=4, offset=0, duration=0.3, window=2)
+    run = measure("chatd", plan, None, quiet=True, store="postgres")
+    s = run.summary
+    assert s["errors"] == {} and s["delivered"] == s["expected"] == s["acked"] > 0
+    assert run.store is not None and run.store.us_per(run.routed) > 0
+    assert "PostgreSQL" in report(run) and run.figures()["postgres_cpu_us_per_msg"] > 0
