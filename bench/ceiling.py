@@ -48,7 +48,7 @@ with bench_extras("python -m bench.ceiling", __name__ == "__main__"):
     from bench.common import Meter, limit_line, placement, ratio_line, seeded_chatd
     from bench.engine import Plan
     from bench.faults import PrivatePostgres
-    from bench.harness import baseline_server, machine, temp_dir
+    from bench.harness import baseline_server, machine, temp_dir, tree_cpu
     from bench.load import run_load
     from bench.report import table
 
@@ -86,14 +86,7 @@ class ClusterMeter:
                 os.sched_setaffinity(p.pid, cpus)  # new backends inherit the postmaster's
 
     def __call__(self, phase: str) -> None:
-        total = 0.0
-        for p in [self.postmaster, *self.postmaster.children()]:
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
-        self.marks[phase] = total
+        self.marks[phase] = tree_cpu(self.postmaster)
 
     def us_per(self, count: int) -> float:
         return (self.marks["done"] - self.marks["ready"]) / count * 1e6 if count else 0.0

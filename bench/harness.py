@@ -34,6 +34,7 @@ __all__ = [
     "read_json_lines",
     "seed_accounts",
     "temp_dir",
+    "tree_cpu",
 ]
 
 # Load runs must not be throttled by the per-connection limits meant for real clients.
@@ -83,6 +84,23 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}")
 
 
+def tree_cpu(root: psutil.Process) -> float:
+    """CPU seconds of ``root`` with all its threads: its own, its live descendants' and those
+    of the children they have reaped (counted by the parent)."""
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        procs = [root]
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:  # gone between the listing and the read
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 class ServerProc:
     """One server subprocess, pinned to ``cpus`` and with the file limit raised."""
 
@@ -129,20 +147,8 @@ class ServerProc:
         return int(self.ps.memory_info().rss)
 
     def cpu(self) -> float:
-        """CPU seconds of the server with all its threads and processes: its own, its live
-        descendants' and those of the children they have reaped (counted by the parent)."""
-        try:
-            procs = [self.ps, *self.ps.children(recursive=True)]
-        except psutil.Error:
-            procs = [self.ps]
-        total = 0.0
-        for p in procs:
-            try:
-                t = p.cpu_times()
-            except psutil.Error:  # gone between the listing and the read
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
-        return total
+        """CPU seconds of the server with all its threads and processes."""
+        return tree_cpu(self.ps)
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds of the server's own process: ``event loop`` (the main thread) and
