@@ -2,8 +2,8 @@
 all measured in one run with the same generator, plan and core placement.
 
     python -m bench.ceiling [--conns 100] [--window 8] [--duration 8] [--size 64] [--procs 1]
-                            [--only echo,relay,socketio,chatd] [--store sqlite|postgres]
-                            [--json F]
+                            [--only echo,relay,socketio,chatd,chatd-process]
+                            [--store sqlite|postgres] [--json F]
 
 Closed loop: 100 connections in 50 pairs, 8 messages in flight per sender, 64-character
 bodies; the sender gets an ack, the partner the message. Server on the first core, generator
@@ -16,17 +16,21 @@ on the second. In this order (``bench.baseline`` for the first three):
   an ack id is emitted to the partner and acknowledged with a socket.io ack (the generator
   speaks Engine.IO v4 / socket.io over a bare WebSocket, ``bench.wire.SioConn``);
 - ``chatd``: validates, filters, stores durably (SQLite, synchronous=FULL), acknowledges the
-  sender and delivers to the partner.
+  sender and delivers to the partner;
+- ``chatd-process``: the same with the SQLite store in its own process
+  (``--sqlite-writer process``), pinned beside the generator as another host's work would be:
+  the server's core carries the event loop alone, the CPU per message counts both.
 
 For each: the load table, the server's CPU share and its CPU per routed message (CPU seconds
 of all the server's processes and threads between the start and the end of the chat phase,
-over the messages acknowledged; for echo, per round trip). Then chatd as a ratio to each
+over the messages acknowledged; for echo, per round trip). Then each chatd as a ratio to each
 baseline: >= 1.5x python-socketio, >= 50% of the bare relay (stretch), >= 50% of echo, and
 chatd's CPU per message against <= 45 us. ``--json F`` writes every figure.
 
 ``--store postgres`` runs chatd on a private PostgreSQL 15 cluster instead of its SQLite
 file: the cluster is pinned beside the generator and its CPU is printed apart, so chatd's
-own CPU per message is what a node costs with the store on another host.
+own CPU per message is what a node costs with the store on another host (``chatd-process``
+is left out: that store has no writer process).
 """
 
 from __future__ import annotations
@@ -54,21 +58,24 @@ with bench_extras("python -m bench.ceiling", __name__ == "__main__"):
 
 __all__ = ["SERVERS", "Run", "main", "measure"]
 
-SERVERS = ("echo", "relay", "socketio", "chatd")
+SERVERS = ("echo", "relay", "socketio", "chatd", "chatd-process")
+CHATDS = ("chatd", "chatd-process")
 NAMES = {"echo": "echo", "relay": "bare relay", "socketio": "python-socketio",
-         "chatd": "chatd"}
+         "chatd": "chatd", "chatd-process": "chatd-process"}
 TITLES = {
     "echo": "echo baseline (bare websockets on uvloop: each frame sent back)",
     "relay": "bare relay baseline (websockets on uvloop, msgpack: forward + ack, no storage)",
     "socketio": "python-socketio baseline (AsyncServer on aiohttp + uvloop: emit to the "
                 "partner + socket.io ack, no storage)",
     "chatd": "chatd 1:1 chat (filter on, durable SQLite store)",
+    "chatd-process": "chatd 1:1 chat (filter on, durable SQLite store in its own process, "
+                     "beside the generator)",
 }
 CPU_PER_MSG_TARGET_US = 45.0
-# (baseline, target ratio of chatd's msg/s to it, label)
-RATIOS = (("socketio", 1.5, "chatd routed msg/s vs python-socketio routed msg/s"),
-          ("relay", 0.5, "chatd routed msg/s vs bare relay routed msg/s (stretch)"),
-          ("echo", 0.5, "chatd routed msg/s vs echo round trips/s"))
+# (baseline, target ratio of chatd's msg/s to it, label after the chatd's name)
+RATIOS = (("socketio", 1.5, "routed msg/s vs python-socketio routed msg/s"),
+          ("relay", 0.5, "routed msg/s vs bare relay routed msg/s (stretch)"),
+          ("echo", 0.5, "routed msg/s vs echo round trips/s"))
 
 
 class ClusterMeter:
@@ -136,8 +143,9 @@ def baseline_plan(name: str, plan: Plan, url: str) -> Plan:
 def measure(name: str, plan: Plan, cpus: list[int] | None, procs: int = 1,
             quiet: bool = False, store: str = "sqlite") -> Run:
     """Start server ``name`` (one of :data:`SERVERS`) on ``cpus``, run ``plan`` against it
-    (chatd with ``store``; a PostgreSQL cluster goes on the generator's cores)."""
-    if name == "chatd":
+    (chatd with ``store``; a PostgreSQL cluster or the SQLite store process goes on the
+    generator's cores)."""
+    if name in CHATDS:
         with temp_dir() as tmp, ExitStack() as stack:
             cluster, dsn = None, None
             if store == "postgres":
@@ -145,8 +153,10 @@ def measure(name: str, plan: Plan, cpus: list[int] | None, procs: int = 1,
                 stack.callback(pg.destroy)
                 cluster, dsn = ClusterMeter(pg), pg.dsn()
                 cluster.pin(plan.cpus)
-            srv, chat_plan = seeded_chatd(Path(tmp), plan, cpus, dsn=dsn)
+            flags = ("--sqlite-writer", "process") if name == "chatd-process" else ()
+            srv, chat_plan = seeded_chatd(Path(tmp), plan, cpus, *flags, dsn=dsn)
             with srv:
+                srv.pin_children(plan.cpus)
                 meter = Meter(srv)
 
                 def hook(phase: str) -> None:
@@ -195,21 +205,23 @@ def side_by_side(runs: dict[str, Run]) -> str:
 
 
 def verdicts(runs: dict[str, Run]) -> list[str]:
-    chat = runs.get("chatd")
-    if chat is None:
-        return []
-    lines = [ratio_line(label, chat.summary["sent_per_s"], runs[base].summary["sent_per_s"],
-                        target) for base, target, label in RATIOS if base in runs]
-    beside = ", ".join(f"{NAMES[n]} {runs[n].cpu_us_per_msg:.1f} µs"
-                       for n in ("relay", "socketio") if n in runs)
-    lines.append(limit_line("chatd server CPU per routed message", chat.cpu_us_per_msg,
-                            CPU_PER_MSG_TARGET_US, "µs", beside))
-    threads = chat.meter.thread_us_per(chat.routed)
-    if "event loop" in threads:  # what stays on the server's core with the writer elsewhere
-        lines.append(limit_line("chatd event-loop thread CPU per routed message",
-                                threads["event loop"], CPU_PER_MSG_TARGET_US, "µs",
-                                ", ".join(f"{n} {us:.1f} µs" for n, us in threads.items()
-                                          if n != "event loop" and us >= 0.5)))
+    """Five lines for each chatd run: three ratios, CPU per message, the event loop's."""
+    lines = []
+    for name in (n for n in CHATDS if n in runs):
+        chat = runs[name]
+        lines += [ratio_line(f"{name} {label}", chat.summary["sent_per_s"],
+                             runs[base].summary["sent_per_s"], target)
+                  for base, target, label in RATIOS if base in runs]
+        beside = ", ".join(f"{NAMES[n]} {runs[n].cpu_us_per_msg:.1f} µs"
+                           for n in ("relay", "socketio") if n in runs)
+        lines.append(limit_line(f"{name} server CPU per routed message", chat.cpu_us_per_msg,
+                                CPU_PER_MSG_TARGET_US, "µs", beside))
+        threads = chat.meter.thread_us_per(chat.routed)
+        if "event loop" in threads:  # what the server's core carries with the writer elsewhere
+            lines.append(limit_line(f"{name} event-loop thread CPU per routed message",
+                                    threads["event loop"], CPU_PER_MSG_TARGET_US, "µs",
+                                    ", ".join(f"{n} {us:.1f} µs" for n, us in threads.items()
+                                              if n != "event loop" and us >= 0.5)))
     return lines
 
 
@@ -248,6 +260,8 @@ def main() -> None:
     plan = Plan(urls=[], conns=args.conns, offset=0, duration=args.duration, size=args.size,
                 window=args.window, cpus=gen_cpus)
     runs: dict[str, Run] = {}
+    if args.store == "postgres" and "chatd-process" in args.only:
+        args.only.remove("chatd-process")  # no writer process on PostgreSQL
     for name in args.only:
         runs[name] = measure(name, plan, srv_cpus, args.procs, store=args.store)
         print(report(runs[name]), flush=True)
@@ -255,10 +269,9 @@ def main() -> None:
     for line in verdicts(runs):
         print(line)
     if args.json:
-        chat = runs.get("chatd")
-        ratios = {f"chatd_vs_{base}": chat.summary["sent_per_s"] / b
-                  for base, _, _ in RATIOS if chat is not None and base in runs
-                  and (b := runs[base].summary["sent_per_s"])}
+        ratios = {f"{name}_vs_{base}": runs[name].summary["sent_per_s"] / b
+                  for name in CHATDS if name in runs for base, _, _ in RATIOS
+                  if base in runs and (b := runs[base].summary["sent_per_s"])}
         args.json.write_text(json.dumps({
             "machine": machine(), "placement": where,
             "plan": {k: v for k, v in asdict(plan).items()

@@ -5,6 +5,7 @@ ports with a temp data dir, pinned to chosen cores, measured with psutil, always
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -152,7 +153,8 @@ class ServerProc:
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds of the server's own process: ``event loop`` (the main thread) and
-        ``other threads`` (for chatd, the SQLite writer; Python does not name OS threads)."""
+        ``other threads`` (for chatd, the SQLite writer; Python does not name OS threads),
+        and of its ``child processes`` (chatd's store process)."""
         tick = os.sysconf("SC_CLK_TCK")
         by_name: dict[str, float] = {}
         task_dir = Path(f"/proc/{self.proc.pid}/task")
@@ -165,7 +167,25 @@ class ServerProc:
             seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
             key = "event loop" if task.name == str(self.proc.pid) else "other threads"
             by_name[key] = by_name.get(key, 0.0) + seconds
+        children = self.children()
+        if children:
+            by_name["child processes"] = sum(tree_cpu(c) for c in children)
         return by_name
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            return list(self.ps.children())
+        except psutil.Error:
+            return []
+
+    def pin_children(self, cpus: Sequence[int] | None) -> None:
+        """Move the server's child processes (chatd's store process) to ``cpus``: beside
+        the generator, as another host's work would be."""
+        for child in self.children() if cpus else ():
+            # Affinity is a thread's: move each thread the child has started already.
+            for task in Path(f"/proc/{child.pid}/task").glob("*"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), set(cpus or ()))
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:

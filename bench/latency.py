@@ -3,7 +3,9 @@
 5 ms on loopback, and no stall (the max) over 20 ms (a 60 s run: ``--duration 60 --runs 1``).
 
     python -m bench.latency [--conns 100] [--window 8] [--duration 8] [--runs 3] [--procs 1]
-                            [--json F] [--png F]
+                            [--writer thread|process] [--json F] [--png F]
+
+``--writer process``: chatd's SQLite store in its own process, pinned beside the generator.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3, help="half-load runs, all printed")
     parser.add_argument("--procs", type=int, default=1, help="generator processes")
+    parser.add_argument("--writer", choices=("thread", "process"), default="thread",
+                        help="chatd's SQLite writer (process: beside the generator)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
     args = parser.parse_args()
@@ -38,8 +42,9 @@ def main() -> None:
     plan = Plan(urls=[], conns=args.conns, offset=0, duration=args.duration,
                 window=args.window, cpus=gen_cpus)
     with temp_dir() as tmp:
-        srv, plan = seeded_chatd(Path(tmp), plan, srv_cpus)
+        srv, plan = seeded_chatd(Path(tmp), plan, srv_cpus, "--sqlite-writer", args.writer)
         with srv:
+            srv.pin_children(gen_cpus)
             plan.urls = [srv.url]
             peak = run_load(plan, args.procs)
             rate = peak["sent_per_s"] / 2

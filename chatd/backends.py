@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import cast
 
 from chatd.broker import Broker, MemoryBroker
 from chatd.config import Config
@@ -27,6 +28,10 @@ def make_store(config: Config) -> Store:
         from chatd.store.postgres import PostgresStore
         return PostgresStore(config.postgres_dsn, config.postgres_pool_min,
                              config.postgres_pool_max)
+    if config.sqlite_writer == "process":
+        from chatd.store.sqlite.process import ProcessSQLiteStore
+        return cast(Store, ProcessSQLiteStore(config.db_path,
+                                              synchronous=config.sqlite_synchronous))
     return SQLiteStore(config.db_path, synchronous=config.sqlite_synchronous)
 
 

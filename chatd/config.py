@@ -25,6 +25,7 @@ Toggle = Literal["auto", "on", "off"]
 BrokerName = Literal["memory", "redis"]
 StoreName = Literal["sqlite", "postgres"]
 Durability = Literal["full", "normal"]
+WriterName = Literal["thread", "process"]
 MediaStoreName = Literal["dir", "s3"]
 
 
@@ -99,6 +100,7 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     store: StoreName = "sqlite"
     sqlite_synchronous: Durability = "full"
+    sqlite_writer: WriterName = "thread"
     postgres_dsn: str = "postgresql://127.0.0.1/chatd"
     postgres_pool_min: int = 2
     postgres_pool_max: int = 10
@@ -226,6 +228,8 @@ SETTINGS_HELP: dict[str, str] = {
     "store": "sqlite (embedded) or postgres",
     "sqlite_synchronous": "full: an acknowledged message survives power loss; normal: it "
                           "survives a chatd crash, not a host crash (faster)",
+    "sqlite_writer": "thread: SQL runs on a thread of the node's process; process: in a child "
+                     "process, so the event loop's core runs no SQL (faster on 2+ cores)",
     "postgres_dsn": "PostgreSQL DSN for the postgres store",
     "postgres_pool_min": "connections the postgres store keeps open",
     "postgres_pool_max": "most connections the postgres store opens",
@@ -393,7 +397,7 @@ def _validate(c: Config) -> None:
         allowed = get_args(hints[f.name])
         choice = getattr(c, f.name)
         if f.name in ("profile", "sms_provider", "broker", "store", "web_pages",
-                      "sqlite_synchronous") \
+                      "sqlite_synchronous", "sqlite_writer") \
                 and choice not in allowed:
             raise bad(f.name, f"{getattr(c, f.name)!r} is not one of {', '.join(allowed)}")
     cluster = None

@@ -57,7 +57,7 @@ def test_steady_match_arrivals_each_timed_from_its_own_start(node: ServerProc) -
 
 @pytest.fixture(scope="module")
 def ceiling_runs() -> dict[str, Run]:
-    """bench.ceiling's four servers in small: 4 conns in 2 pairs, 0.3 s of load each."""
+    """bench.ceiling's five servers in small: 4 conns in 2 pairs, 0.3 s of load each."""
     plan = Plan(urls=[], conns=4, offset=0, duration=0.3, window=2)
     return {name: measure(name, plan, None, quiet=True) for name in SERVERS}
 
@@ -76,17 +76,25 @@ def test_ceiling_server_routes_every_message(ceiling_runs: dict[str, Run], name:
 def test_ceiling_prints_each_ratio_and_cpu_per_message(ceiling_runs: dict[str, Run]) -> None:
     assert "µs per routed message" in report(ceiling_runs["socketio"])
     rows = side_by_side(ceiling_runs).splitlines()
-    assert [r.split()[0] for r in rows[2:]] == ["echo", "bare", "python-socketio", "chatd"]
+    assert [r.split()[0] for r in rows[2:]] == ["echo", "bare", "python-socketio", "chatd",
+                                                "chatd-process"]
     lines = verdicts(ceiling_runs)
-    assert len(lines) == 5
-    assert "python-socketio" in lines[0] and "150%" in lines[0]
-    assert "bare relay" in lines[1] and "echo" in lines[2]
-    assert lines[3].startswith("chatd server CPU per routed message: ") and "45 µs" in lines[3]
-    # chatd's CPU by thread: the event loop, and the SQLite writer among the others.
-    assert lines[4].startswith("chatd event-loop thread CPU per routed message: ")
+    assert len(lines) == 10  # five for each chatd
+    for name, five in (("chatd", lines[:5]), ("chatd-process", lines[5:])):
+        assert five[0].startswith(f"{name} routed msg/s vs python-socketio")
+        assert "150%" in five[0]
+        assert "bare relay" in five[1] and "echo" in five[2]
+        assert five[3].startswith(f"{name} server CPU per routed message: ")
+        assert "45 µs" in five[3]
+        assert five[4].startswith(f"{name} event-loop thread CPU per routed message: ")
+    # chatd's CPU by thread: the event loop, and the SQLite writer among the others; with
+    # the store in its own process, that process apart.
     chat = ceiling_runs["chatd"]
     threads = chat.meter.thread_us_per(chat.routed)
     assert threads.get("event loop", 0) > 0 and set(threads) <= {"event loop", "other threads"}
+    apart = ceiling_runs["chatd-process"]
+    threads = apart.meter.thread_us_per(apart.routed)
+    assert threads.get("event loop", 0) > 0 and threads.get("child processes", 0) > 0
 
 
 def test_ceiling_on_postgres_counts_the_cluster_apart() -> None:

@@ -327,10 +327,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-async def test_full_disk_answers_unavailable_and_recovers(small_disk: Path,
-                                                          wordlist: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+async def test_full_disk_answers_unavailable_and_recovers(small_disk: Path, wordlist: Path,
+                                                          writer: str) -> None:
     srv = ChatServer(Config(port=0, data_dir=small_disk / "d", wordlists=(str(wordlist),),
-                            rate_per_second=1000, rate_burst=1000, sms_resend_interval=0))
+                            rate_per_second=1000, rate_burst=1000, sms_resend_interval=0,
+                            sqlite_writer=writer))  # type: ignore[arg-type]
     await srv.start()
     try:
         a = await registered(url_of(srv), ["pet.cat"])

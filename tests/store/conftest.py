@@ -13,19 +13,22 @@ import pytest
 
 from chatd.store import SQLiteStore, Store
 from chatd.store.postgres import PostgresStore
+from chatd.store.sqlite.process import ProcessSQLiteStore
 from tests.pg import create_database, drop_database
 from tests.store.support import Backend
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-process", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
+    if request.param in ("sqlite", "sqlite-process"):
         path = tmp_path / "chatd.db"
 
         async def raw_sqlite(sql: str, args: tuple[object, ...]) -> None:
             with contextlib.closing(sqlite3.connect(path)) as conn, conn:
                 conn.execute(sql.replace("$1", "?").replace("$2", "?"), args)
 
+        if request.param == "sqlite-process":
+            return Backend("sqlite-process", lambda: ProcessSQLiteStore(path), raw_sqlite)
         return Backend("sqlite", lambda: SQLiteStore(path), raw_sqlite)
     dsn: str = request.getfixturevalue("pg_dsn")
 

@@ -40,6 +40,7 @@ __all__ = ["Engine", "now_ms"]
 log = logging.getLogger("chatd.store")
 T = TypeVar("T")
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+Outcome = tuple[Any, BaseException | None]  # a job's value, or what it raised
 _STOP: Final = object()
 # Primary result codes of a database that cannot be written now (not of a bad statement):
 # BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL.
@@ -145,17 +146,33 @@ class Engine:
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
+        results = self._commit(conn, [fn for fn, _, _ in batch])
+        # One wake-up of each event loop per batch, not one per job.
+        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
+        for (_, loop, fut), result in zip(batch, results, strict=True):
+            futures, outcomes = by_loop.setdefault(loop, ([], []))
+            futures.append(fut)
+            outcomes.append(result)
+        for loop, (futures, outcomes) in by_loop.items():
+            # A loop that closed meanwhile (a node that failed to start, then shut down while
+            # a job was queued) has nobody waiting: its results have nowhere to go.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, futures, outcomes)
+
+    def _commit(self, conn: sqlite3.Connection,
+                fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Outcome]:
+        """Run ``fns`` in one transaction; each one's value or exception."""
         started = time.perf_counter()
         try:
             # Fast path: the whole batch in one transaction, no savepoints. Jobs are functions
             # of the database alone, so if one raises, the batch is rolled back and replayed
             # with a savepoint per job (refusals such as `forbidden` are rare).
             try:
-                results = self._transaction(conn, batch, isolate=False)
+                results = self._transaction(conn, fns, isolate=False)
             except _JobFailed:
-                results = self._transaction(conn, batch, isolate=True)
+                results = self._transaction(conn, fns, isolate=True)
             self.commits += 1
-            self.jobs_run += len(batch)
+            self.jobs_run += len(fns)
             # A job the database itself failed (disk full under a savepoint) is a fault too.
             fault = next((e for _, e in results if isinstance(e, StoreUnavailable)), None)
             if fault is None:
@@ -169,24 +186,15 @@ class Engine:
                     conn.execute("ROLLBACK")
             failure = _translate(exc)
             self.health.failed(failure)
-            results = [(None, failure) for _ in batch]
-        # One wake-up of each event loop per batch, not one per job.
-        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
-        for (_, loop, fut), result in zip(batch, results, strict=True):
-            futures, outcomes = by_loop.setdefault(loop, ([], []))
-            futures.append(fut)
-            outcomes.append(result)
-        for loop, (futures, outcomes) in by_loop.items():
-            # A loop that closed meanwhile (a node that failed to start, then shut down while
-            # a job was queued) has nobody waiting: its results have nowhere to go.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle_all, futures, outcomes)
+            results = [(None, failure) for _ in fns]
+        return results
 
-    def _transaction(self, conn: sqlite3.Connection, batch: list[Job],
-                     isolate: bool) -> list[tuple[Any, BaseException | None]]:
-        results: list[tuple[Any, BaseException | None]] = []
+    def _transaction(self, conn: sqlite3.Connection,
+                     fns: list[Callable[[sqlite3.Connection], Any]],
+                     isolate: bool) -> list[Outcome]:
+        results: list[Outcome] = []
         conn.execute("BEGIN IMMEDIATE")
-        for fn, _, _ in batch:
+        for fn in fns:
             if isolate:
                 conn.execute("SAVEPOINT job")
             try:
@@ -259,8 +267,7 @@ def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> 
         fut.set_result(value)
 
 
-def _settle_all(futures: list[asyncio.Future[Any]],
-                results: list[tuple[Any, BaseException | None]]) -> None:
+def _settle_all(futures: list[asyncio.Future[Any]], results: list[Outcome]) -> None:
     for fut, (value, err) in zip(futures, results, strict=True):
         _settle(fut, value, err)
 
