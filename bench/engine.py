@@ -347,7 +347,9 @@ class Worker:
                         break
                 else:
                     self.skipped += 1
-            await asyncio.sleep(0.0005)
+            # uvloop's timers have a 1 ms resolution: a shorter sleep returns at once, and
+            # the generator would spin its core (and look saturated) instead of pacing.
+            await asyncio.sleep(0.001)
 
     async def _drain(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
