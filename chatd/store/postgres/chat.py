@@ -172,7 +172,7 @@ class Chat(Engine):
                 seq = await c.fetchval(_APPEND, conv, msg_id, sender, body, ts, cid, flagged,
                                        reply_to, attachments)
             except asyncpg.UniqueViolationError as exc:
-                if cid is None or exc.constraint_name != "messages_cid":
+                if cid is None or exc.constraint_name != "messages_sender_cid":
                     raise
                 # A concurrent retry with the same client id committed first.
                 first = await _by_cid(c, sender, cid)

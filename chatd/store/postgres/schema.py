@@ -297,4 +297,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE posts ADD COLUMN attachments TEXT NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN avatar TEXT NOT NULL DEFAULT ''
     """,
+    # 8: one index by sender for the retry check and the by-sender queries (as on SQLite:
+    # each index a message lands in is one more page written per sender). NULL cids are
+    # distinct, so the retry check's uniqueness is what it was.
+    """
+    CREATE UNIQUE INDEX messages_sender_cid ON messages(sender, cid);
+    DROP INDEX messages_cid;
+    DROP INDEX messages_sender
+    """,
 )
