@@ -262,3 +262,34 @@ async def test_pg_migrates_an_older_database(empty_pg: str) -> None:
             assert await _pg_schema(dsn) == expected
         finally:
             await drop_database(dsn)
+
+
+async def test_sqlite_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
+    """The writer's connection never checkpoints; the checkpointer thread copies the WAL
+    into the main file while writes go on, and the WAL is gone after close."""
+    path = tmp_path / "c.db"
+    s = SQLiteStore(path)
+    await s.open()
+    try:
+        assert s._conn is not None
+        assert s._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        conv, a, _ = await direct(s)
+        sent = [await s.append_message(conv, uid("m"), a.id, f"m{i}", NOW + i, None, False)
+                for i in range(50)]
+        assert all(isinstance(r, AppendResult) for r in sent)
+        # The main file alone (immutable: no WAL read) holds them once a checkpoint ran.
+        for _ in range(100):
+            with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1",
+                                                    uri=True)) as main_file:
+                try:
+                    (count,) = main_file.execute("SELECT COUNT(*) FROM messages").fetchone()
+                except sqlite3.DatabaseError:  # the file caught mid-checkpoint
+                    count = -1
+            if count == 50:
+                break
+            await asyncio.sleep(0.05)
+        assert count == 50 and s.checkpoints >= 1
+    finally:
+        await s.close()
+    wal = path.with_name("c.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0

@@ -15,6 +15,15 @@ settled), the worker checkpoints the WAL with ``TRUNCATE``, which copies the zer
 the main file and cuts the WAL to zero bytes. A checkpoint another process blocks (a second
 node on the same file reading) is retried after the next batch, or within a second.
 
+Checkpoints: the writer's connection never checkpoints (``wal_autocheckpoint=0``): copying
+the WAL into the main file and syncing it inside a commit held every job queued behind that
+commit (a commit's p99 went from 1.5 to 3.5 ms). A checkpointer thread with a connection of
+its own runs a PASSIVE checkpoint (it never blocks the writer) every
+:data:`CHECKPOINT_INTERVAL` after commits; if the WAL still grows past
+:data:`WAL_RESTART_FRAMES` (the writer never pauses long enough for it to catch up), it runs
+a RESTART checkpoint, which waits for the commit in progress and lets the next one start
+the WAL from its beginning.
+
 The domain modules (accounts, chat, social, moderation, privacy) subclass :class:`Engine` and
 submit their SQL as jobs through :meth:`Engine._run`.
 """
@@ -35,7 +44,7 @@ from typing import Any, Final, TypeVar
 from chatd.store.base import DuplicateError, StoreError, StoreHealth, StoreUnavailable
 from chatd.store.sqlite.schema import MIGRATIONS
 
-__all__ = ["Engine", "now_ms"]
+__all__ = ["CHECKPOINT_INTERVAL", "WAL_RESTART_FRAMES", "Engine", "now_ms"]
 
 log = logging.getLogger("chatd.store")
 T = TypeVar("T")
@@ -45,6 +54,8 @@ _STOP: Final = object()
 # Primary result codes of a database that cannot be written now (not of a bad statement):
 # BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL.
 _UNAVAILABLE: Final = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15})
+CHECKPOINT_INTERVAL: Final = 0.1  # seconds between background checkpoints while writing
+WAL_RESTART_FRAMES: Final = 16_384  # 64 MiB of 4 KiB pages: start the WAL over
 
 
 class Engine:
@@ -71,6 +82,10 @@ class Engine:
         # Set by a job on the worker thread that erased personal data: checkpoint the WAL.
         self._erasure_due = False
         self.erasure_checkpoints = 0
+        self._checkpointer: threading.Thread | None = None
+        self._wrote = threading.Event()  # a commit since the last background checkpoint
+        self._stop_checkpoints = threading.Event()
+        self.checkpoints = 0  # background checkpoints run
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -91,6 +106,7 @@ class Engine:
         self._thread = threading.Thread(target=start, name="chatd-sqlite", daemon=True)
         self._thread.start()
         await ready
+        self._start_checkpointer()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -101,11 +117,54 @@ class Engine:
         # Deleted and overwritten content is zeroed, not left in free space (account erasure).
         conn.execute("PRAGMA secure_delete=ON")
         _migrate(conn)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread's work
         return conn
+
+    def _start_checkpointer(self) -> None:
+        self._stop_checkpoints.clear()
+        self._checkpointer = threading.Thread(target=self._checkpoints,
+                                              name="chatd-sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _stop_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._wrote.set()
+            self._checkpointer.join()
+            self._checkpointer = None
+
+    def _checkpoints(self) -> None:
+        """The checkpointer thread: after commits, copy the WAL into the main file."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while True:
+                self._wrote.wait()
+                if self._stop_checkpoints.is_set():
+                    break
+                self._wrote.clear()
+                self._background_checkpoint(conn)
+                # Let commits add up between checkpoints (and wake at once to stop).
+                if self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
+                    break
+        finally:
+            conn.close()
+
+    def _background_checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= WAL_RESTART_FRAMES:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            self.checkpoints += 1
+        except sqlite3.Error as exc:  # the writer reports faults; this is retried anyway
+            log.warning("background checkpoint failed: %s", exc)
 
     async def close(self) -> None:
         if self._thread is None:
             return
+        # The checkpointer's connection first: the writer's, closed last, checkpoints the
+        # rest and removes the WAL.
+        await asyncio.to_thread(self._stop_checkpointer)
         self._hand_over()
         self._jobs.put(_STOP)
         await asyncio.to_thread(self._thread.join)
@@ -173,6 +232,7 @@ class Engine:
                 results = self._transaction(conn, fns, isolate=True)
             self.commits += 1
             self.jobs_run += len(fns)
+            self._wrote.set()
             # A job the database itself failed (disk full under a savepoint) is a fault too.
             fault = next((e for _, e in results if isinstance(e, StoreUnavailable)), None)
             if fault is None:
