@@ -53,16 +53,20 @@ def main() -> None:
                 meter = Meter(srv)
                 half = run_load(Plan(**{**plan.__dict__, "rate": rate}),
                                 args.procs, hook=meter)
-                runs.append((half, meter.cpu_share))
+                runs.append((half, meter))
     print(table(peak, f"maximum (closed loop, window {args.window})"))
     print(f"half of it, open loop at {rate:,.0f} msg/s, {args.runs} run(s) of "
           f"{args.duration:g} s:")
-    print("  run   msg/s acked   p50 ms   p99 ms   max ms  server CPU  complete")
-    for i, (half, cpu) in enumerate(runs, 1):
+    print("  run   msg/s acked   p50 ms   p99 ms   max ms  server CPU  complete  "
+          "server CPU per message")
+    for i, (half, meter) in enumerate(runs, 1):
         ms = half["latency_ms"]
         complete = half["delivered"] == half["expected"] and not half["errors"]
+        by = meter.thread_us_per(half["acked"])
+        split = ", ".join(f"{name} {us:.0f}" for name, us in by.items() if us >= 0.5)
         print(f"  {i:>3} {half['sent_per_s']:>13,.0f} {ms['p50']:>8.2f} {ms['p99']:>8.2f} "
-              f"{ms['max']:>8.2f} {cpu:>10.0%}  {'yes' if complete else 'NO'}"
+              f"{ms['max']:>8.2f} {meter.cpu_share:>10.0%}  {'yes' if complete else 'NO':<8}  "
+              f"{meter.us_per(half['acked']):.0f} µs ({split})"
               + ("  (generator saturated)" if half["generator_saturated"] else ""))
     worst_p99 = max(h["latency_ms"]["p99"] for h, _ in runs)
     worst_max = max(h["latency_ms"]["max"] for h, _ in runs)
@@ -75,8 +79,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "max_per_s": peak["sent_per_s"], "rate": rate,
-            "runs": [{"latency_ms": h["latency_ms"], "server_cpu": cpu,
-                      "acked_per_s": h["sent_per_s"]} for h, cpu in runs]}, indent=2))
+            "runs": [{"latency_ms": h["latency_ms"], "server_cpu": m.cpu_share,
+                      "server_cpu_us_per_msg": m.us_per(h["acked"]),
+                      "server_cpu_us_per_msg_by_thread": m.thread_us_per(h["acked"]),
+                      "acked_per_s": h["sent_per_s"]} for h, m in runs]}, indent=2))
 
 
 if __name__ == "__main__":

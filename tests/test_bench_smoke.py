@@ -104,3 +104,12 @@ def test_ceiling_on_postgres_counts_the_cluster_apart() -> None:
     assert s["errors"] == {} and s["delivered"] == s["expected"] == s["acked"] > 0
     assert run.store is not None and run.store.us_per(run.routed) > 0
     assert "PostgreSQL" in report(run) and run.figures()["postgres_cpu_us_per_msg"] > 0
+
+
+def test_commit_cost_counts_fewer_pages_with_one_sender_index(tmp_path: Path) -> None:
+    from bench.commit_cost import measure
+    got = measure(80, 400, tmp_path, warm=5000)
+    (cpu, pages), (cpu0, pages0) = got["chatd"], got["before"]
+    assert cpu > 0 and cpu0 > 0
+    # Each index a message lands in is a page per sender per commit: one index fewer.
+    assert 0 < pages < pages0
