@@ -173,6 +173,8 @@ class ProcessSQLiteStore:
 
     async def close(self) -> None:
         self._closing = True
+        if self._starting is not None:  # a replacement child on its way: let it come up
+            await asyncio.gather(self._starting, return_exceptions=True)
         self._send_pass()
         # Replies still due are the commits of jobs already sent: wait for them.
         if self._waiting:
