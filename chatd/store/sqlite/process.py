@@ -7,8 +7,10 @@ hands the lock back and forth. :class:`ProcessSQLiteStore` speaks the same
 arguments, pickled) over a socket pair to a child process that runs the
 :class:`~chatd.store.sqlite.SQLiteStore` (``python -m chatd.store.sqlite.process``).
 
-- The calls of one event-loop pass travel in one frame, and the child starts them in one pass,
-  so its group commit sees them together; its replies of one pass come back in one frame.
+- The calls of one event-loop pass travel in one frame. The child has no event loop and no
+  thread: it reads all that has arrived, steps each call's coroutine by hand up to its job
+  (:class:`_Inline`), runs the jobs in one transaction (group commit, as the thread does),
+  and sends the replies of that round in one frame.
 - A reply leaves the child only after its transaction committed: an acknowledged message is
   as durable as with the thread.
 - If the child dies, the calls in flight fail with ``StoreUnavailable`` (they may or may not
@@ -395,7 +397,8 @@ class _Inline:
 
     def reply_frame(self) -> bytes:
         replies, self.replies = self.replies, []
-        events, self.events[:] = list(self.events), []
+        events = self.events[:]
+        self.events.clear()  # the same list: the health hooks append to it
         try:
             return _frame(("replies", replies, events))
         except Exception:
