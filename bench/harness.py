@@ -153,7 +153,8 @@ class ServerProc:
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds of the server's own process: ``event loop`` (the main thread) and
-        ``other threads`` (for chatd, the SQLite writer; Python does not name OS threads),
+        ``other threads`` (for chatd, the SQLite writer and checkpointer; Python does not name
+        OS threads),
         and of its ``child processes`` (chatd's store process)."""
         tick = os.sysconf("SC_CLK_TCK")
         by_name: dict[str, float] = {}
