@@ -154,8 +154,7 @@ class ServerProc:
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds of the server's own process: ``event loop`` (the main thread) and
         ``other threads`` (for chatd, the SQLite writer and checkpointer; Python does not name
-        OS threads),
-        and of its ``child processes`` (chatd's store process)."""
+        OS threads), and of its ``child processes`` (chatd's store process)."""
         tick = os.sysconf("SC_CLK_TCK")
         by_name: dict[str, float] = {}
         task_dir = Path(f"/proc/{self.proc.pid}/task")
