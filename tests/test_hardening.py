@@ -74,52 +74,29 @@ async def test_fragmented_frames_are_reassembled(url: str) -> None:
         assert b'"rid":5' in (await ws.recv()).encode()
 
 
-async def test_requests_in_the_handshake_write_are_answered_in_order(url: str) -> None:
-    """Frames that arrive with the handshake request, before the connection's handler runs,
-    are held and handled first, in order; then a binary message in fragments with a ping
-    between them is reassembled (and the ping answered)."""
-    proto = ClientProtocol(parse_uri(url))  # no subprotocol: msgpack
-    proto.send_request(proto.connect())
-    pings = [Frame(Opcode.BINARY, msgpack.packb({"t": "ping", "rid": rid})).serialize(mask=True)
-             for rid in (1, 2, 3)]
-    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(url).port)
-    writer.write(b"".join(proto.data_to_send()) + b"".join(pings))
-    events: list[object] = []
-
-    async def read_until(count: int) -> list[int]:
-        while sum(isinstance(e, Frame) and e.opcode is Opcode.BINARY for e in events) < count:
-            data = await asyncio.wait_for(reader.read(65536), t(5))
-            assert data, "the server closed the connection"
-            proto.receive_data(data)
-            events.extend(proto.events_received())
-        return [msgpack.unpackb(e.data)["rid"] for e in events
-                if isinstance(e, Frame) and e.opcode is Opcode.BINARY]
-
-    assert await read_until(3) == [1, 2, 3]
-    whole = msgpack.packb({"t": "ping", "rid": 4})
-    writer.write(Frame(Opcode.BINARY, whole[:3], fin=False).serialize(mask=True)
-                 + Frame(Opcode.PING, b"k").serialize(mask=True)
-                 + Frame(Opcode.CONT, whole[3:]).serialize(mask=True))
-    assert await read_until(4) == [1, 2, 3, 4]
-    assert any(isinstance(e, Frame) and e.opcode is Opcode.PONG for e in events)
-    writer.close()
-
-
 class RawClient:
-    """A client at the byte level: chatd's own frame parser sees exactly the bytes written."""
+    """A client at the byte level: chatd's own frame parser sees exactly the bytes written.
+    ``codec`` None asks for no subprotocol (msgpack)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, codec: str | None = "json") -> None:
         self.url = url
-        self.proto = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol("chatd.v1.json")])
+        self.proto = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol(
+            f"chatd.v1.{codec}")] if codec else None)
         self.events: list[Frame] = []
 
-    async def open(self) -> None:
+    async def open(self, early: bytes = b"") -> None:
+        """The handshake, with ``early`` bytes in the same TCP write."""
         self.proto.send_request(self.proto.connect())
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1",
                                                                  urlsplit(self.url).port)
-        self.writer.write(b"".join(self.proto.data_to_send()))
+        self.writer.write(b"".join(self.proto.data_to_send()) + early)
         while self.proto.state is State.CONNECTING:
             await self._read()
+        assert self.proto.handshake_exc is None
+
+    def send(self, data: bytes = b"") -> None:
+        """What the protocol queued (frames made with ``self.proto``), then ``data``."""
+        self.writer.write(b"".join(self.proto.data_to_send()) + data)
 
     async def _read(self) -> bool:
         data = await asyncio.wait_for(self.reader.read(65536), t(5))
@@ -130,13 +107,16 @@ class RawClient:
         self.events.extend(e for e in self.proto.events_received() if isinstance(e, Frame))
         return bool(data)
 
+    async def payloads(self, opcode: Opcode, count: int) -> list[bytes]:
+        """The payloads of the first ``count`` data frames of ``opcode``."""
+        while True:
+            found = [bytes(e.data) for e in self.events if e.opcode is opcode]
+            if len(found) >= count:
+                return found
+            assert await self._read(), "the server closed the connection"
+
     async def replies(self, count: int) -> list[dict[str, object]]:
-        texts: list[dict[str, object]] = []
-        while len(texts) < count:
-            texts = [json.loads(bytes(e.data)) for e in self.events if e.opcode is Opcode.TEXT]
-            if len(texts) < count:
-                assert await self._read(), "the server closed the connection"
-        return texts
+        return [json.loads(p) for p in await self.payloads(Opcode.TEXT, count)]
 
     async def close_code(self) -> int | None:
         with contextlib.suppress(ConnectionError):
@@ -144,6 +124,27 @@ class RawClient:
                 pass
         self.writer.close()
         return self.proto.close_rcvd.code if self.proto.close_rcvd else None
+
+
+async def test_requests_in_the_handshake_write_are_answered_in_order(url: str) -> None:
+    """Frames that arrive with the handshake request, before the connection's handler runs,
+    are held and handled first, in order; then a binary message in fragments with a ping
+    between them is reassembled (and the ping answered)."""
+    raw = RawClient(url, codec=None)
+    await raw.open(b"".join(Frame(Opcode.BINARY, msgpack.packb({"t": "ping", "rid": rid}))
+                            .serialize(mask=True) for rid in (1, 2, 3)))
+
+    async def rids(count: int) -> list[int]:
+        return [msgpack.unpackb(p)["rid"] for p in await raw.payloads(Opcode.BINARY, count)]
+
+    assert await rids(3) == [1, 2, 3]
+    whole = msgpack.packb({"t": "ping", "rid": 4})
+    raw.send(Frame(Opcode.BINARY, whole[:3], fin=False).serialize(mask=True)
+             + Frame(Opcode.PING, b"k").serialize(mask=True)
+             + Frame(Opcode.CONT, whole[3:]).serialize(mask=True))
+    assert await rids(4) == [1, 2, 3, 4]
+    assert any(e.opcode is Opcode.PONG for e in raw.events)
+    raw.writer.close()
 
 
 def ping_frame(rid: int, pad: int = 0) -> bytes:
@@ -222,51 +223,23 @@ async def test_frames_after_close_are_ignored(url: str) -> None:
     server's closing handshake is done), one more request: the server must not run it."""
     author = await registered(url, ["music.rock"])
     assert author.token is not None
-    proto = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol("chatd.v1.json")])
-    proto.send_request(proto.connect())
-    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(url).port)
-    replies: list[dict[str, object]] = []
-
-    async def exchange(until_rid: int | None) -> None:
-        """Write what the protocol queued, then read until the handshake response (None)
-        or the reply to ``until_rid``."""
-        writer.write(b"".join(proto.data_to_send()))
-        while True:
-            for event in proto.events_received():
-                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    replies.append(json.loads(bytes(event.data)))
-                elif until_rid is None:
-                    return  # the handshake response
-            if until_rid is not None and any(r.get("rid") == until_rid for r in replies):
-                return
-            data = await asyncio.wait_for(reader.read(65536), t(5))
-            assert data, "the server closed the connection"
-            proto.receive_data(data)
-
-    await exchange(None)
-    assert proto.handshake_exc is None and proto.state is State.OPEN
-    proto.send_text(json.dumps({"t": "auth", "rid": 1, "token": author.token}).encode())
-    proto.send_text(json.dumps({"t": "msg.send", "rid": 2, "conv": "g:music.rock",
-                                "body": "before close", "cid": "before"}).encode())
-    await exchange(2)
-    assert [r["t"] for r in replies if r.get("rid") in (1, 2)] == ["ok", "ok"], replies
+    raw = RawClient(url)
+    await raw.open()
+    raw.proto.send_text(json.dumps({"t": "auth", "rid": 1, "token": author.token}).encode())
+    raw.proto.send_text(json.dumps({"t": "msg.send", "rid": 2, "conv": "g:music.rock",
+                                    "body": "before close", "cid": "before"}).encode())
+    raw.send()
+    assert [r["t"] for r in await raw.replies(2) if r.get("rid") in (1, 2)] == ["ok", "ok"]
+    before = len(raw.events)
 
     # Close, then a masked text frame the websockets protocol would refuse to send itself.
-    proto.send_close(1000)
+    raw.proto.send_close(1000)
     late = json.dumps({"t": "msg.send", "rid": 3, "conv": "g:music.rock", "body": "after close",
                        "cid": "after"}).encode()
-    writer.write(b"".join(proto.data_to_send()) + Frame(Opcode.TEXT, late).serialize(mask=True))
-    after: list[bytes] = []
-    with contextlib.suppress(ConnectionError):
-        while data := await asyncio.wait_for(reader.read(65536), t(5)):
-            after.append(data)
-    writer.close()
-    proto.receive_data(b"".join(after))
-    proto.receive_eof()
-    late_replies = [e for e in proto.events_received()
-                    if isinstance(e, Frame) and e.opcode is not Opcode.CLOSE]
-    assert late_replies == []  # only the server's close frame came back
-    assert proto.close_rcvd is not None and proto.close_rcvd.code == 1000
+    raw.send(Frame(Opcode.TEXT, late).serialize(mask=True))
+    assert await raw.close_code() == 1000
+    # Only the server's close frame came back: no reply to the late request.
+    assert [e.opcode for e in raw.events[before:]] == [Opcode.CLOSE]
 
     await asyncio.sleep(t(0.2))  # time enough to store the late message, had it been run
     history = (await author.call("history", conv="g:music.rock", limit=50))["messages"]
