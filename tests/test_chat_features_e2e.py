@@ -233,8 +233,11 @@ async def test_conversation_list_and_mutes(server: ChatServer) -> None:
     url = url_of(server)
     a, b, conv = await pair(url)
     a2 = await device(url, a)
+    # The list is ordered by the last message's millisecond: the sends must not share one.
     await b.call("msg.send", conv=conv, body="你好呀")
+    await asyncio.sleep(0.005)
     await a.call("msg.send", conv="g:book.scifi", body="三体第二部")
+    await asyncio.sleep(0.005)
     await a.call("msg.send", conv="g:music.jazz", body="最近在听什么")
     convs = (await a2.call("convs"))["convs"]
     assert [c["conv"] for c in convs] == ["g:music.jazz", "g:book.scifi", conv]
