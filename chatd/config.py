@@ -229,7 +229,8 @@ SETTINGS_HELP: dict[str, str] = {
     "sqlite_synchronous": "full: an acknowledged message survives power loss; normal: it "
                           "survives a chatd crash, not a host crash (faster)",
     "sqlite_writer": "thread: SQL runs on a thread of the node's process; process: in a child "
-                     "process, so the event loop's core runs no SQL (faster on 2+ cores)",
+                     "process, so the event loop's core runs no SQL (for a host with a core "
+                     "to spare: it costs more CPU in all)",
     "postgres_dsn": "PostgreSQL DSN for the postgres store",
     "postgres_pool_min": "connections the postgres store keeps open",
     "postgres_pool_max": "most connections the postgres store opens",

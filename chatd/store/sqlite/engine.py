@@ -44,7 +44,8 @@ from typing import Any, Final, TypeVar
 from chatd.store.base import DuplicateError, StoreError, StoreHealth, StoreUnavailable
 from chatd.store.sqlite.schema import MIGRATIONS
 
-__all__ = ["CHECKPOINT_INTERVAL", "WAL_RESTART_FRAMES", "Engine", "now_ms"]
+__all__ = ["CHECKPOINT_INTERVAL", "WAL_RESTART_FRAMES", "Engine", "check_synchronous",
+           "now_ms", "settle"]
 
 log = logging.getLogger("chatd.store")
 T = TypeVar("T")
@@ -63,10 +64,7 @@ class Engine:
 
     def __init__(self, path: Path, max_batch: int = 512, synchronous: str = "full") -> None:
         self.path = path
-        # "full": a commit is on disk before its future resolves (acknowledged means durable,
-        # power loss included). "normal" (WAL): it survives a crash of chatd, not of the host.
-        if synchronous not in ("full", "normal"):
-            raise ValueError("synchronous must be 'full' or 'normal'")
+        check_synchronous(synchronous)
         self.synchronous = synchronous
         # Jobs per transaction; 1 turns group commit off (the bench's baseline).
         self.max_batch = max_batch
@@ -98,9 +96,9 @@ class Engine:
             try:
                 self._conn = self._connect()
             except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, ready, None, exc)
+                loop.call_soon_threadsafe(settle, ready, None, exc)
                 return
-            loop.call_soon_threadsafe(_settle, ready, None, None)
+            loop.call_soon_threadsafe(settle, ready, None, None)
             self._worker()
 
         self._thread = threading.Thread(target=start, name="chatd-sqlite", daemon=True)
@@ -318,7 +316,15 @@ class _JobFailed(Exception):
     """A job raised in the fast path: replay the batch with savepoints."""
 
 
-def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> None:
+def check_synchronous(synchronous: str) -> None:
+    """"full": a commit is on disk before its future resolves (acknowledged means durable,
+    power loss included). "normal" (WAL): it survives a crash of chatd, not of the host."""
+    if synchronous not in ("full", "normal"):
+        raise ValueError("synchronous must be 'full' or 'normal'")
+
+
+def settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> None:
+    """Resolve ``fut`` with ``value``, or ``err`` when given; nothing if it is done."""
     if fut.done():
         return
     if err is not None:
@@ -329,7 +335,7 @@ def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> 
 
 def _settle_all(futures: list[asyncio.Future[Any]], results: list[Outcome]) -> None:
     for fut, (value, err) in zip(futures, results, strict=True):
-        _settle(fut, value, err)
+        settle(fut, value, err)
 
 
 def _translate(exc: Exception) -> Exception:
