@@ -73,7 +73,7 @@ class Writer:
         return cpu, os.path.getsize(self.wal) // (4096 + 24)
 
     def close(self) -> None:
-        self.conn.close()
+        self.store.close()
 
 
 def measure(batch: int, messages: int, root: Path,
